@@ -1,0 +1,165 @@
+"""The one place that builds and runs `docker compose` commands.
+
+Every command is an argv list (never a shell string) carrying the project name, project directory, compose
+files and env files of the selected stack, so two copies of the stack never mix. Output that scripts need
+(ps, config) is parsed from Compose's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from .errors import CommandFailed, PrerequisiteError, UsageError
+from .settings import StackSettings
+
+DOCKER_INSTALL_HINT = (
+    "install Docker Engine (https://docs.docker.com/engine/install/) or run scripts/provision-engine.sh"
+)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container of the project as `docker compose ps` reports it."""
+
+    service: str
+    name: str
+    state: str  # created | running | restarting | exited | paused | dead | removing
+    health: str  # "" when the service has no healthcheck; else starting | healthy | unhealthy
+    exit_code: int
+    status: str  # human text, e.g. "Up 3 minutes (healthy)"
+
+    @classmethod
+    def from_ps(cls, row: dict[str, Any]) -> ContainerState:
+        return cls(
+            service=row.get("Service", ""),
+            name=row.get("Name", ""),
+            state=row.get("State", ""),
+            health=row.get("Health", "") or "",
+            exit_code=int(row.get("ExitCode") or 0),
+            status=row.get("Status", ""),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "container": self.name,
+            "state": self.state,
+            "health": self.health or None,
+            "exit_code": self.exit_code,
+            "status": self.status,
+        }
+
+
+def parse_ps_output(text: str) -> list[ContainerState]:
+    """Compose >= 2.21 prints one JSON object per line; older releases print one JSON array."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return sorted((ContainerState.from_ps(r) for r in rows), key=lambda c: (c.service, c.name))
+
+
+class Compose:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+
+    # -- building commands (pure: unit-tested without Docker) -------------------------------------------------
+    def argv(self, *args: str) -> list[str]:
+        s = self.settings
+        argv = [*s.compose_command, "--project-name", s.project, "--project-directory", str(s.root)]
+        for f in s.compose_files:
+            argv += ["--file", str(f)]
+        for e in s.env_files:
+            if e.is_file():
+                argv += ["--env-file", str(e)]
+        return argv + list(args)
+
+    # -- running them ----------------------------------------------------------------------------------------
+    def run(
+        self, *args: str, capture: bool = False, check: bool = True, stdin: Any = None
+    ) -> subprocess.CompletedProcess:
+        """Run a compose subcommand. Captured output is returned; otherwise it streams to the terminal."""
+        argv = self.argv(*args)
+        try:
+            result = subprocess.run(argv, capture_output=capture, text=capture, stdin=stdin, check=False)
+        except FileNotFoundError as exc:
+            raise PrerequisiteError(f"{argv[0]} not found: {DOCKER_INSTALL_HINT}") from exc
+        if check and result.returncode != 0:
+            detail = (result.stderr or "").strip() if capture else ""
+            raise CommandFailed(
+                detail or f"docker compose {args[0]} failed (exit {result.returncode})", result.returncode
+            )
+        return result
+
+    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(*args), **kwargs)
+
+    # -- parsed queries -------------------------------------------------------------------------------------
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The merged, interpolated configuration; Compose's own error when a file is invalid."""
+        return json.loads(self.run("config", "--format", "json", capture=True).stdout)
+
+    @property
+    def services(self) -> list[str]:
+        return sorted(self.config.get("services", {}))
+
+    def ps(self, services: Sequence[str] = ()) -> list[ContainerState]:
+        out = self.run("ps", "--all", "--format", "json", *services, capture=True).stdout
+        return parse_ps_output(out)
+
+    def validate_services(self, requested: Iterable[str]) -> list[str]:
+        requested = list(requested)
+        known = self.services
+        unknown = [s for s in requested if s not in known]
+        if unknown:
+            raise UsageError(f"unknown service {', '.join(unknown)}: valid services are {', '.join(known)}")
+        return requested
+
+
+def check_prerequisites(settings: StackSettings, *, need_daemon: bool = True) -> None:
+    """Fail with one line naming what is missing: the docker CLI, Compose v2, or a reachable daemon."""
+    command = settings.compose_command
+    if shutil.which(command[0]) is None:
+        raise PrerequisiteError(f"{command[0]} not found on PATH: {DOCKER_INSTALL_HINT}")
+    version = _compose_version(command)
+    if not version.lstrip("v").startswith("2."):
+        raise PrerequisiteError(
+            f"Compose v2 is required but `{' '.join(command)} version` gave {version or 'nothing'}: "
+            "install the docker compose plugin (scripts/provision-engine.sh does)"
+        )
+    if need_daemon:
+        try:
+            info = subprocess.run(
+                ["docker", "info", "--format", "{{.ServerVersion}}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (FileNotFoundError, subprocess.TimeoutExpired) as exc:
+            raise PrerequisiteError(f"the Docker daemon is not reachable: start it ({DOCKER_INSTALL_HINT})") from exc
+        if info.returncode != 0 or not info.stdout.strip():
+            raise PrerequisiteError(
+                "the Docker daemon is not reachable: start it (`sudo systemctl start docker`, or "
+                "scripts/provision-engine.sh) and check that you may use /var/run/docker.sock"
+            )
+
+
+def _compose_version(command: Sequence[str]) -> str:
+    try:
+        result = subprocess.run(
+            [*command, "version", "--short"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""

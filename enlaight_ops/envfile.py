@@ -1,0 +1,129 @@
+"""env.sample -> .env: generate secrets, add keys new in the sample, never overwrite a value already set.
+
+The sample is the single list of every variable the stack reads. `__GENERATE__` marks a secret the toolkit
+creates; `__CHANGE_ME__` marks a value a person must choose.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GENERATE = "__GENERATE__"
+CHANGE_ME = "__CHANGE_ME__"
+PLACEHOLDERS = (GENERATE, CHANGE_ME)
+SECRET_MARKERS = ("PASSWORD", "SECRET", "KEY", "TOKEN")
+
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """KEY=VALUE lines in order; comments, blank lines and commented-out keys are skipped."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match:
+            values[match.group(1)] = _unquote(match.group(2).strip())
+    return values
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def is_secret(key: str) -> bool:
+    return any(marker in key.upper() for marker in SECRET_MARKERS)
+
+
+def new_secret() -> str:
+    # URL-safe: valid unquoted in .env files, SQL, URLs and shell words.
+    return secrets.token_urlsafe(36)
+
+
+@dataclass
+class EnvFileReport:
+    created: bool = False
+    added: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+    needs_value: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.created or bool(self.added) or bool(self.generated)
+
+
+def sync_env_file(sample: Path, target: Path) -> EnvFileReport:
+    """Create or complete `target` from `sample`. Existing values are kept byte for byte."""
+    sample_text = sample.read_text()
+    report = EnvFileReport(created=not target.exists())
+    current_text = "" if report.created else target.read_text()
+    current = parse_env(current_text)
+
+    if report.created:
+        lines = [_fill(line, report) for line in sample_text.splitlines()]
+    else:
+        lines = [_fill_blank_generated(line, parse_env(sample_text), report) for line in current_text.splitlines()]
+        missing = [
+            line for line in sample_text.splitlines() if (m := _ASSIGNMENT.match(line)) and m.group(1) not in current
+        ]
+        if missing:
+            lines += ["", "# Added by `invoke env` from env.sample"]
+            for line in missing:
+                report.added.append(_ASSIGNMENT.match(line).group(1))  # type: ignore[union-attr]
+                lines.append(_fill(line, report))
+
+    final = parse_env("\n".join(lines))
+    report.needs_value = [k for k, v in final.items() if v == CHANGE_ME]
+    if report.changed:
+        write_private(target, "\n".join(lines) + "\n")
+    else:
+        os.chmod(target, 0o600)
+    return report
+
+
+def _fill(line: str, report: EnvFileReport) -> str:
+    match = _ASSIGNMENT.match(line)
+    if match and _unquote(match.group(2).strip()) == GENERATE:
+        report.generated.append(match.group(1))
+        return f"{match.group(1)}={new_secret()}"
+    return line
+
+
+def _fill_blank_generated(line: str, sample: dict[str, str], report: EnvFileReport) -> str:
+    """A key left blank in .env whose sample value is generated gets a secret; any other value stays."""
+    match = _ASSIGNMENT.match(line)
+    if match and match.group(2).strip() in ("", GENERATE) and sample.get(match.group(1)) == GENERATE:
+        report.generated.append(match.group(1))
+        return f"{match.group(1)}={new_secret()}"
+    return line
+
+
+def write_private(path: Path, content: str) -> None:
+    """Write atomically, readable by the owner only (the file holds every secret of the stack)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def mask_value(key: str, value: str) -> str:
+    return "****" if is_secret(key) and value else value
+
+
+def mask_text(text: str, values: dict[str, str]) -> str:
+    """Replace every secret value that appears in `text` (a command line, a config dump)."""
+    for key, value in values.items():
+        if is_secret(key) and len(value) >= 4:
+            text = text.replace(value, "****")
+    return text

@@ -1,0 +1,27 @@
+"""Errors a person can act on. Each carries one line: what is wrong and what to do about it."""
+
+
+class ToolkitError(Exception):
+    """A failure to report as one clear line and a non-zero exit, never as a traceback."""
+
+    exit_code = 1
+
+
+class PrerequisiteError(ToolkitError):
+    """The docker CLI, Compose v2 or the daemon is missing."""
+
+    exit_code = 3
+
+
+class UsageError(ToolkitError):
+    """Bad input on the command line (an unknown service, a missing argument)."""
+
+    exit_code = 2
+
+
+class CommandFailed(ToolkitError):
+    """A docker compose command exited non-zero; its own output already told the user why."""
+
+    def __init__(self, message: str, returncode: int) -> None:
+        super().__init__(message)
+        self.exit_code = returncode or 1

