@@ -22,6 +22,8 @@ from enlaight_ops.compose import Compose, check_prerequisites
 from enlaight_ops.errors import ToolkitError, UsageError
 from enlaight_ops.settings import DEFAULTS, StackSettings, load_settings
 
+# The stack is the directory holding this file, so a copy of the project (a test run) drives its own files.
+STACK_ROOT = Path(__file__).resolve().parent
 SERVICE_HELP = "a service of the stack; repeat for several (-s backend -s frontend)"
 
 
@@ -43,7 +45,7 @@ def toolkit_task(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _settings(c: Any, prod: bool) -> StackSettings:
-    return load_settings(dict(c.config.get("enlaight", {})), prod=prod)
+    return load_settings(dict(c.config.get("enlaight", {})), prod=prod, root=STACK_ROOT)
 
 
 def _stack(c: Any, prod: bool, *, need_daemon: bool = True, announce: bool = True) -> Compose:

@@ -1,0 +1,166 @@
+"""End-to-end fixtures: a private copy of the project driven by `invoke`, on a real Docker Engine.
+
+Each run copies the project to a temporary directory (so hot-reload edits never touch the checkout), gives it
+a unique Compose project name and free loopback ports, and removes its containers and volumes in a finally.
+By default the stack runs on the registry-free local images (`invoke images.local`), built once and reused by
+tag; set ENLAIGHT_E2E_IMAGES=official to use the pinned official images instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT_VARIABLES = (
+    "FRONTEND_PORT", "BACKEND_PORT", "N8N_PORT", "SUPERSET_PORT", "SMTP_WEB_PORT", "SMTP_PORT",
+    "MYSQL_HOST_PORT", "POSTGRES_HOST_PORT", "REDIS_HOST_PORT",
+)  # fmt: skip
+CORE_SERVICES = ("frontend", "backend", "mysql", "postgres", "redis", "smtp")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+def _docker_ready() -> str | None:
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed (scripts/provision-engine.sh)"
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        return "no Docker daemon answers (scripts/provision-engine.sh starts one)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _copy_project(target: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+@dataclass
+class Stack:
+    """A copy of the project with its own project name and ports, driven through `invoke`."""
+
+    root: Path
+    project: str
+    ports: dict[str, int]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def invoke(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"invoke {' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout}"
+                f"\n--- stderr\n{result.stderr}"
+            )
+        return result
+
+    def url(self, port_variable: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[port_variable]}{path}"
+
+    def ps(self, *flags: str) -> dict[str, dict]:
+        rows = json.loads(self.invoke("ps", "--json", *flags).stdout)
+        return {row["service"]: row for row in rows}
+
+    def container(self, service: str, *flags: str) -> dict:
+        name = self.ps(*flags)[service]["container"]
+        return json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, check=True).stdout)[0]
+
+    def teardown(self) -> None:
+        for flags in ((), ("--prod",)):
+            self.invoke("down", "--volumes", "--yes", *flags, check=False, timeout=300)
+
+
+def poll(fetch, *, timeout: float = 60, interval: float = 0.5):
+    """Call `fetch` until it returns a truthy value; the last exception or value explains a timeout."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = fetch()
+            if value:
+                return value
+            last = value
+        except (requests.RequestException, AssertionError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"gave up after {timeout}s: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def local_images_env() -> Path | None:
+    """Build (or reuse) the registry-free images once per session and return their env file."""
+    if os.environ.get("ENLAIGHT_E2E_IMAGES", "local") == "official":
+        return None
+    env_file = ROOT / "local-images.env"
+    subprocess.run([sys.executable, "-m", "invoke", "images.local", "--trust-host-ca"], cwd=ROOT, check=True)
+    return env_file
+
+
+def _make_stack(tmp_path_factory, local_images_env: Path | None, name: str) -> Stack:
+    reason = _docker_ready()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp(name)
+    _copy_project(root)
+    if local_images_env is not None:
+        shutil.copy2(local_images_env, root / "local-images.env")
+    project = f"enlaight-e2e-{name}-{uuid.uuid4().hex[:8]}"
+    ports = {variable: _free_port() for variable in PORT_VARIABLES}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "INVOKE_ENLAIGHT_PROJECT": project}
+    env.pop("INVOKE_ENLAIGHT_ENV", None)
+    return Stack(root=root, project=project, ports=ports, env=env)
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory, local_images_env) -> Iterator[Stack]:
+    stack = _make_stack(tmp_path_factory, local_images_env, "dev")
+    try:
+        yield stack
+    finally:
+        stack.teardown()
+
+
+@pytest.fixture(scope="module")
+def prod_stack(tmp_path_factory, local_images_env) -> Iterator[Stack]:
+    stack = _make_stack(tmp_path_factory, local_images_env, "prod")
+    try:
+        yield stack
+    finally:
+        stack.teardown()
+
+
+def image_available(variable: str, default: str, stack: Stack) -> bool:
+    from dotenv import dotenv_values
+
+    images = dotenv_values(stack.root / "local-images.env") if (stack.root / "local-images.env").exists() else {}
+    image = images.get(variable) or os.environ.get(variable) or default
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0
