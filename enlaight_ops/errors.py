@@ -25,3 +25,9 @@ class CommandFailed(ToolkitError):
     def __init__(self, message: str, returncode: int) -> None:
         super().__init__(message)
         self.exit_code = returncode or 1
+
+
+class Interrupted(ToolkitError):
+    """Ctrl-C: stopped cleanly, with the conventional exit status of SIGINT."""
+
+    exit_code = 130

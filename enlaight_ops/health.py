@@ -107,6 +107,7 @@ def wait_for_stack(
     *,
     timeout: float,
     on_change: Callable[[ServiceVerdict], None] = lambda v: None,
+    on_poll: Callable[[StackVerdict], None] = lambda v: None,
     still_starting: Callable[[], bool] = lambda: False,
 ) -> StackVerdict:
     """Poll until every service is ready or one has failed (decided at once), or until the timeout.
@@ -124,6 +125,7 @@ def wait_for_stack(
             if last.get(service.service) != (service.status, service.reason):
                 last[service.service] = (service.status, service.reason)
                 on_change(service)
+        on_poll(verdict)
         if verdict.status == "failed" or (verdict.status == "ready" and not creating):
             return verdict
         if time.monotonic() >= deadline:
@@ -135,6 +137,22 @@ def wait_for_stack(
             )
             return StackVerdict("failed", timed_out)
         time.sleep(POLL_SECONDS)
+
+
+def last_health_outputs(container_names: Sequence[str]) -> dict[str, str]:
+    """The newest healthcheck output of each container, in one `docker inspect` call."""
+    names = [n for n in container_names if n]
+    if not names:
+        return {}
+    result = subprocess.run(["docker", "inspect", *names], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return {}
+    outputs = {}
+    for container in json.loads(result.stdout):
+        log = ((container.get("State") or {}).get("Health") or {}).get("Log") or []
+        if log:
+            outputs[container["Name"].lstrip("/")] = log[-1].get("Output", "").strip().replace("\n", " ")[:60]
+    return outputs
 
 
 @dataclass(frozen=True)

@@ -2,47 +2,75 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 
 from . import ui
 from .compose import Compose
-from .errors import ToolkitError
+from .errors import Interrupted, ToolkitError
 from .health import ServiceVerdict, StackVerdict, diagnose, wait_for_stack
+from .progress import reporter
 
 LOG_LINES_ON_FAILURE = 30
 
 
 def start(compose: Compose, services: Sequence[str], *, build: bool, wait: bool, timeout: float) -> StackVerdict | None:
-    args = ["up", "--detach", "--remove-orphans"]
     if build:
-        args.append("--build")
+        ui.info("building images")
+        compose.run("build", *_buildable(compose, services))
     ui.info(f"starting {', '.join(services) if services else 'every service'}")
-    # `up` itself blocks on depends_on conditions; watching states meanwhile shows progress and catches a
-    # failed dependency the moment it fails instead of when `up` gives up.
-    process = compose.popen(*args, *services)
-    if not wait:
-        if process.wait() != 0:
-            raise ToolkitError(f"docker compose up failed (exit {process.returncode})")
-        return None
-    expected = _expected_services(compose, services)
-    verdict = wait_for_stack(
-        compose,
-        expected,
-        timeout=timeout,
-        on_change=_report_change,
-        still_starting=lambda: process.poll() is None,
-    )
-    returncode = process.wait()
-    if verdict.status == "ready" and returncode != 0:
-        raise ToolkitError(f"docker compose up failed (exit {returncode}) although every service is ready")
-    _finish(compose, verdict)
+    with tempfile.TemporaryFile(mode="w+") as up_output:
+        # `up` blocks on depends_on conditions; watching states meanwhile shows progress and catches a failed
+        # dependency the moment it fails. Its own output is kept aside and shown only if it fails.
+        process = compose.popen("up", "--detach", "--remove-orphans", *services, stdout=up_output, stderr=up_output)
+        try:
+            verdict = None
+            if wait:
+                verdict = _watch(compose, _expected_services(compose, services), timeout,
+                                 still_starting=lambda: process.poll() is None)  # fmt: skip
+            returncode = process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            raise
+        if returncode != 0 and (verdict is None or verdict.status == "ready"):
+            up_output.seek(0)
+            ui.err.print(up_output.read().rstrip(), markup=False, highlight=False)
+            raise ToolkitError(f"docker compose up failed (exit {returncode}): see its output above")
+    if verdict is not None:
+        _finish(compose, verdict)
+    else:
+        ui.success("containers started (not waiting for healthy: --no-wait)")
     return verdict
 
 
 def wait(compose: Compose, services: Sequence[str], *, timeout: float) -> StackVerdict:
-    verdict = wait_for_stack(compose, _expected_services(compose, services), timeout=timeout, on_change=_report_change)
+    verdict = _watch(compose, _expected_services(compose, services), timeout)
     _finish(compose, verdict)
     return verdict
+
+
+def _watch(compose: Compose, expected: list[str], timeout: float, **kwargs) -> StackVerdict:
+    report = reporter()
+    latest: list[StackVerdict] = []
+
+    def on_poll(verdict: StackVerdict) -> None:
+        latest[:] = [verdict]
+        report.poll(verdict)
+
+    try:
+        return wait_for_stack(compose, expected, timeout=timeout, on_change=report.change, on_poll=on_poll, **kwargs)
+    except KeyboardInterrupt:
+        report.close()
+        for service in latest[0].services if latest else ():
+            ui.info(f"{service.service}: {service.status} ({service.reason})")
+        raise Interrupted("stopped waiting (Ctrl-C); the containers keep running: `invoke wait` resumes") from None
+    finally:
+        report.close()
+
+
+def _buildable(compose: Compose, services: Sequence[str]) -> list[str]:
+    config_services = compose.config.get("services", {})
+    return [name for name in _expected_services(compose, services) if "build" in config_services.get(name, {})]
 
 
 def _expected_services(compose: Compose, services: Sequence[str]) -> list[str]:
@@ -59,11 +87,6 @@ def _expected_services(compose: Compose, services: Sequence[str]) -> list[str]:
     return sorted(selected)
 
 
-def _report_change(verdict: ServiceVerdict) -> None:
-    line = f"{verdict.service}: {verdict.reason}"
-    {"ready": ui.success, "waiting": ui.info, "failed": ui.error}[verdict.status](line)
-
-
 def _finish(compose: Compose, verdict: StackVerdict) -> None:
     if verdict.status == "ready":
         ui.success("every service is ready")
@@ -77,26 +100,13 @@ def _finish(compose: Compose, verdict: StackVerdict) -> None:
 def _explain(compose: Compose, failed: ServiceVerdict) -> None:
     logs = ""
     if failed.container:
-        logs = (
-            compose.run(
-                "logs",
-                "--no-color",
-                "--tail",
-                str(LOG_LINES_ON_FAILURE),
-                failed.service,
-                capture=True,
-                check=False,
-            ).stdout
-            or ""
-        )
+        logs = compose.run("logs", "--no-color", "--tail", str(LOG_LINES_ON_FAILURE), failed.service,
+                           capture=True, check=False).stdout or ""  # fmt: skip
     diagnosis = diagnose(failed.container, failed.service, logs) if failed.container else None
-    ui.err.rule(f"{failed.service}: {failed.reason}")
+    ui.err.rule(f"{failed.service}: {failed.reason}", style="red")
     if diagnosis:
-        ui.err.print(
-            f"state {diagnosis.state}, exit code {diagnosis.exit_code}, "
-            f"OOM-killed {'yes' if diagnosis.oom_killed else 'no'}",
-            markup=False,
-        )
+        ui.err.print(f"state {diagnosis.state}, exit code {diagnosis.exit_code}, "
+                     f"OOM-killed {'yes' if diagnosis.oom_killed else 'no'}", markup=False)  # fmt: skip
         for output in diagnosis.health_log:
             ui.err.print(f"health check: {output}", markup=False)
     if logs.strip():

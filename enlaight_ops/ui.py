@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 out = Console()
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _line(symbol: str, style: str, message: str) -> None:
