@@ -20,7 +20,7 @@ from invoke import Collection, Exit, task
 from enlaight_ops import envfile, lifecycle, ui
 from enlaight_ops.compose import Compose, check_prerequisites
 from enlaight_ops.errors import ToolkitError, UsageError
-from enlaight_ops.settings import DEFAULTS, StackSettings, load_settings
+from enlaight_ops.settings import DEFAULTS, LOCAL_IMAGES_ENV_FILE, StackSettings, load_settings
 
 # The stack is the directory holding this file, so a copy of the project (a test run) drives its own files.
 STACK_ROOT = Path(__file__).resolve().parent
@@ -268,16 +268,17 @@ def _confirm(question: str) -> bool:
 
 
 @task(
+    iterable=["service"],
     help={
         "service": "build only these local images (e.g. -s mysql); repeatable",
         "force": "rebuild even when an image is up to date",
         "trust_host_ca": "copy this host's CA bundle into the images (TLS-intercepting proxies)",
         "ca_bundle": "a CA bundle file to trust inside the images (implies --trust-host-ca)",
+        "env_file": "where to write the image overrides (default: local-images.env beside tasks.py)",
     },
-    iterable=["service"],
 )
 @toolkit_task
-def images_local(c, service=None, force=False, trust_host_ca=False, ca_bundle=None):
+def images_local(c, service=None, force=False, trust_host_ca=False, ca_bundle=None, env_file=None):
     """Build registry-free local equivalents of every third-party image and point the stack at them."""
     from enlaight_ops import local_images
 
@@ -286,14 +287,11 @@ def images_local(c, service=None, force=False, trust_host_ca=False, ca_bundle=No
     bundle = Path(ca_bundle) if ca_bundle else (local_images.HOST_CA_BUNDLE if trust_host_ca else None)
     if bundle is not None and not bundle.is_file():
         raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")
+    target = Path(env_file) if env_file else settings.root / LOCAL_IMAGES_ENV_FILE
     images = local_images.build_local_images(
-        ca_bundle=bundle,
-        env_file=settings.root / "local-images.env",
-        only=service or None,
-        force=force,
-        log=ui.info,
+        ca_bundle=bundle, env_file=target, only=service or None, force=force, log=ui.info
     )
-    ui.success(f"wrote local-images.env ({len(images)} images); `invoke start` uses it from now on")
+    ui.success(f"wrote {target} ({len(images)} images); tasks load {LOCAL_IMAGES_ENV_FILE} after .env")
 
 
 images = Collection("images")

@@ -8,6 +8,7 @@ files and env files of the selected stack, so two copies of the stack never mix.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -54,6 +55,30 @@ class ContainerState:
             "exit_code": self.exit_code,
             "status": self.status,
         }
+
+
+# One container per line; labels are read one by one because the Labels column joins values with commas that
+# values themselves contain (config file lists).
+_DOCKER_PS_FORMAT = '{{.Label "com.docker.compose.service"}}\t{{.Names}}\t{{.State}}\t{{.Status}}'
+_HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_EXIT_IN_STATUS = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
+
+
+def parse_docker_ps_output(text: str) -> list[ContainerState]:
+    """`docker ps` lines in _DOCKER_PS_FORMAT: health and exit code are read from the status text."""
+    states = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        service, name, state, status = line.split("\t", 3)
+        health = _HEALTH_IN_STATUS.search(status)
+        exit_code = _EXIT_IN_STATUS.match(status)
+        states.append(ContainerState(
+            service=service, name=name, state=state, status=status,
+            health=(health.group(1).replace("health: ", "") if health else ""),
+            exit_code=int(exit_code.group(1)) if exit_code else 0,
+        ))  # fmt: skip
+    return sorted(states, key=lambda c: (c.service, c.name))
 
 
 def parse_ps_output(text: str) -> list[ContainerState]:
@@ -116,6 +141,17 @@ class Compose:
     def ps(self, services: Sequence[str] = ()) -> list[ContainerState]:
         out = self.run("ps", "--all", "--format", "json", *services, capture=True).stdout
         return parse_ps_output(out)
+
+    def states(self) -> list[ContainerState]:
+        """The project's containers straight from the engine: ~25 ms, against ~150 ms of CPU for `compose ps`
+        (which parses every compose file on each call), so polling it does not slow the stack it watches."""
+        argv = ["docker", "ps", "--all", "--no-trunc", "--format", _DOCKER_PS_FORMAT,
+                "--filter", f"label=com.docker.compose.project={self.settings.project}",
+                "--filter", "label=com.docker.compose.oneoff=False"]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise CommandFailed(result.stderr.strip() or "docker ps failed", result.returncode)
+        return parse_docker_ps_output(result.stdout)
 
     def validate_services(self, requested: Iterable[str]) -> list[str]:
         requested = list(requested)

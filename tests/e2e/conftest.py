@@ -116,12 +116,19 @@ def poll(fetch, *, timeout: float = 60, interval: float = 0.5):
 
 
 @pytest.fixture(scope="session")
-def local_images_env() -> Path | None:
-    """Build (or reuse) the registry-free images once per session and return their env file."""
+def local_images_env(tmp_path_factory) -> Path | None:
+    """Build (or reuse, by tag and hash) the registry-free images once per session; return their env file.
+
+    The env file goes to a temporary directory: a test run must not switch the checkout to local images.
+    """
     if os.environ.get("ENLAIGHT_E2E_IMAGES", "local") == "official":
         return None
-    env_file = ROOT / "local-images.env"
-    subprocess.run([sys.executable, "-m", "invoke", "images.local", "--trust-host-ca"], cwd=ROOT, check=True)
+    reason = _docker_ready()
+    if reason:
+        pytest.skip(reason)
+    env_file = tmp_path_factory.mktemp("images") / "local-images.env"
+    argv = [sys.executable, "-m", "invoke", "images.local", "--trust-host-ca", "--env-file", str(env_file)]
+    subprocess.run(argv, cwd=ROOT, check=True)
     return env_file
 
 

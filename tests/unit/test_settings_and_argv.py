@@ -86,3 +86,19 @@ def test_ps_output_in_both_compose_formats():
             ("redis", "running", "healthy", 0),
         ]
     assert parse_ps_output("") == []
+
+
+def test_docker_ps_lines_captured_from_a_real_engine():
+    from enlaight_ops.compose import parse_docker_ps_output
+
+    text = (Path(__file__).parent / "fixtures" / "docker-ps-one-shot-and-exit.tsv").read_text()
+    states = {s.service: (s.state, s.health, s.exit_code) for s in parse_docker_ps_output(text)}
+    assert states == {
+        "app": ("running", "healthy", 0),
+        "exits-one": ("exited", "", 1),
+        "init-job": ("exited", "", 0),
+    }
+    starting = parse_docker_ps_output("db\tp-db-1\trunning\tUp 1 second (health: starting)\n")
+    assert starting[0].health == "starting"
+    looping = parse_docker_ps_output("api\tp-api-1\trestarting\tRestarting (2) 1 second ago\n")
+    assert (looping[0].state, looping[0].exit_code) == ("restarting", 2)
