@@ -246,11 +246,18 @@ def shell(c, service, prod=False):
 @toolkit_task
 def manage(c, prod=False):
     """Run Django's manage.py in the backend: invoke manage -- migrate --plan"""
-    args = shlex.split(c.remainder or "")
+    args = _remainder_args(c)
     if not args:
         raise UsageError("no manage.py command given: put it after --, e.g. `invoke manage -- showmigrations`")
     compose = _stack(c, prod)
     compose.run("exec", *_tty_flag(), "backend", "python", "manage.py", *args)
+
+
+def _remainder_args(c: Any) -> list[str]:
+    """The words after `--`, as typed: invoke joins them into one string, losing the shell's quoting."""
+    if "--" in sys.argv:
+        return sys.argv[sys.argv.index("--") + 1 :]
+    return shlex.split(c.remainder or "")
 
 
 def _tty_flag() -> list[str]:
