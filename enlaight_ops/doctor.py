@@ -63,16 +63,21 @@ def check_docker_cli() -> Check:
     return Check("docker CLI", "pass", path)
 
 
-def check_engine() -> Check:
-    result = _run(["docker", "version", "--format", "{{.Server.Version}}"])
-    if result is None or result.returncode != 0 or not result.stdout.strip():
+def check_engine() -> tuple[Check, Path | None]:
+    """The engine's version, and where it keeps images and volumes (for the disk check), in one call."""
+    result = _run(["docker", "info", "--format", "{{.ServerVersion}}\t{{.DockerRootDir}}"])
+    answer = result.stdout.strip() if result and result.returncode == 0 else ""
+    if not answer or "\t" not in answer or not answer.split("\t")[0]:
         reason = (result.stderr.strip().splitlines() or ["no answer"])[-1] if result else "docker CLI missing"
-        return Check("engine", "fail", f"not reachable: {reason}",
-                     "start the daemon (`sudo systemctl start docker` or scripts/provision-engine.sh)")  # fmt: skip
-    version = result.stdout.strip()
+        fix = "start the daemon (`sudo systemctl start docker` or scripts/provision-engine.sh)"
+        return Check("engine", "fail", f"not reachable: {reason}", fix), None
+    version, root = answer.split("\t", 1)
+    root_dir = Path(root) if root and Path(root).exists() else None
     if _version(version) < MIN_ENGINE:
-        return Check("engine", "fail", f"Docker Engine {version}", f"upgrade to {'.'.join(map(str, MIN_ENGINE))}+")
-    return Check("engine", "pass", f"Docker Engine {version}")
+        return Check(
+            "engine", "fail", f"Docker Engine {version}", f"upgrade to {'.'.join(map(str, MIN_ENGINE))}+"
+        ), root_dir
+    return Check("engine", "pass", f"Docker Engine {version}"), root_dir
 
 
 def check_compose(settings: StackSettings) -> Check:
@@ -86,11 +91,7 @@ def check_compose(settings: StackSettings) -> Check:
     return Check("compose", "pass", f"Compose {version}")
 
 
-def check_disk(path: Path | None = None) -> Check:
-    if path is None:
-        result = _run(["docker", "info", "--format", "{{.DockerRootDir}}"])
-        root = result.stdout.strip() if result and result.returncode == 0 else ""
-        path = Path(root) if root and Path(root).exists() else Path("/")
+def check_disk(path: Path) -> Check:
     free_gb = shutil.disk_usage(path).free / 1024**3
     detail = f"{free_gb:.1f} GiB free under {path}"
     if free_gb < MIN_FREE_DISK_GB:
@@ -220,7 +221,8 @@ def check_compose_config(settings: StackSettings, run: Callable[[], dict]) -> tu
 
 
 def run_checks(settings: StackSettings, load_config: Callable[[], dict]) -> list[Check]:
-    cli, engine, compose = check_docker_cli(), check_engine(), check_compose(settings)
+    cli, compose = check_docker_cli(), check_compose(settings)
+    engine, docker_root = check_engine()
     engine_up = engine.verdict == "pass"
     env_file = settings.primary_env_file
     if compose.verdict == "pass":
@@ -229,7 +231,7 @@ def run_checks(settings: StackSettings, load_config: Callable[[], dict]) -> list
         config_check, config = Check("compose config", "fail", "Compose v2 missing", "see the compose check"), {}
     checks = [
         cli, engine, compose,
-        check_disk() if engine_up else check_disk(Path("/")),
+        check_disk(docker_root or Path("/")),
         check_memory(),
         check_env_file(env_file, settings.root / "env.sample"),
         check_env_permissions(env_file),

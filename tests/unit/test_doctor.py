@@ -68,7 +68,7 @@ def test_a_daemon_that_is_down_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     if doctor.check_docker_cli().verdict != "pass":
         pytest.skip("no docker CLI here")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
-    check = doctor.check_engine()
+    check, _ = doctor.check_engine()
     assert check.verdict == "fail" and "not reachable" in check.detail
 
 
