@@ -44,7 +44,10 @@ def lint(session: nox.Session) -> None:
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "--diff", "enlaight_ops", "tests", "tasks.py", "noxfile.py")
-    dockerfiles = sorted(str(p) for p in ROOT.glob("**/Dockerfile") if "node_modules" not in p.parts)
+    # The project's own Dockerfiles only (not those inside .nox, .venv or node_modules).
+    listed = session.run("git", "ls-files", "--cached", "--others", "--exclude-standard", "*Dockerfile",
+                         external=True, silent=True)  # fmt: skip
+    dockerfiles = sorted(line for line in str(listed).splitlines() if line.strip())
     session.run("hadolint", *dockerfiles)
     compose = _compose_from_wheel(session)
     session.env["INVOKE_ENLAIGHT_COMPOSE_COMMAND"] = compose
