@@ -202,7 +202,7 @@ def fixture_project(tmp_path: Path, local_images_env: Path | None):
         reason = _docker_ready()
         if reason:
             pytest.skip(reason)
-        root = tmp_path / name
+        root = tmp_path / f"{name}-{len(made)}"
         shutil.copytree(Path(__file__).parent / "fixtures" / name, root)
         shutil.copy2(ROOT / "tasks.py", root / "tasks.py")
         project = f"enlaight-e2e-{name}-{uuid.uuid4().hex[:8]}"
