@@ -53,11 +53,12 @@ def _settings(c: Any, prod: bool) -> StackSettings:
     return load_settings(dict(c.config.get("enlaight", {})), prod=prod, root=STACK_ROOT)
 
 
-def _stack(c: Any, prod: bool, *, need_daemon: bool = True, announce: bool = True) -> Compose:
+def _stack(c: Any, prod: bool, *, need_daemon: bool = True, announce: bool = True, check: bool = True) -> Compose:
     settings = _settings(c, prod)
     if announce:
         ui.info(settings.describe())
-    check_prerequisites(settings, need_daemon=need_daemon)
+    if check:
+        check_prerequisites(settings, need_daemon=need_daemon)
     return Compose(settings)
 
 
@@ -145,7 +146,7 @@ def build(c, service=None, no_cache=False, pull=False, prod=False):
 @toolkit_task
 def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False):
     """Start the stack (or some services) and wait until every one is healthy; say why when one is not."""
-    compose = _stack(c, prod)
+    compose = _stack(c, prod, check=False)  # the doctor's checks below cover the prerequisites
     _ensure_env_file(compose.settings)
     _preflight(compose)
     services = compose.validate_services(service or [])
@@ -363,6 +364,90 @@ def _confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
+# -- backup and restore -----------------------------------------------------------------------------------------
+
+
+def _backup_dir(c: Any, settings: StackSettings, to: str | None) -> Path:
+    directory = Path(to or c.config.enlaight.get("backup_dir", DEFAULTS["backup_dir"]))
+    return directory if directory.is_absolute() else settings.root / directory
+
+
+def _tools_image(c: Any) -> str:
+    return str(c.config.enlaight.get("tools_image", DEFAULTS["tools_image"]))
+
+
+@task(
+    iterable=["service"],
+    help={
+        "service": "back up only this service's data (mysql, postgres, redis, n8n, superset); repeatable",
+        "to": "directory for the set (default: enlaight.backup_dir, backups/ in the project)",
+        "keep": "afterwards keep only the newest N sets (the newest verified set always stays)",
+        "prod": "use production settings",
+    },
+)
+@toolkit_task
+def backup_create(c, service=None, to=None, keep=None, prod=False):
+    """Back up every database and state volume into one timestamped, checksummed set (atomic: all or nothing)."""
+    from enlaight_ops.backup import create_backup
+
+    compose = _stack(c, prod)
+    create_backup(compose, services=service or [], directory=_backup_dir(c, compose.settings, to),
+                  tools_image=_tools_image(c), keep=int(keep) if keep is not None else None)  # fmt: skip
+
+
+@task(help={"to": "the backup directory (default: enlaight.backup_dir)", "prod": "use production settings"})
+@toolkit_task
+def backup_list(c, to=None, prod=False):
+    """List backup sets: time, size, components, and whether a restore drill verified them."""
+    from enlaight_ops.backup import show_sets
+
+    show_sets(_backup_dir(c, _settings(c, prod), to))
+
+
+@task(
+    help={
+        "backup_set": "the set's name (see backup.list), its path, or `latest`",
+        "to": "the backup directory (default: enlaight.backup_dir)",
+        "prod": "use production settings",
+    },
+)
+@toolkit_task
+def backup_verify(c, backup_set, to=None, prod=False):
+    """Check a set's checksums, restore it into a throwaway project and compare counts; mark it verified."""
+    from enlaight_ops.backup import resolve_set, verify_set
+
+    compose = _stack(c, prod)
+    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set)
+    verify_set(compose, set_dir, tools_image=_tools_image(c))
+
+
+@task(
+    iterable=["service"],
+    help={
+        "backup_set": "the set's name (see backup.list), its path, or `latest`",
+        "service": "restore only this service's data; repeatable (the others stay untouched)",
+        "yes": "do not ask before replacing data",
+        "to": "the backup directory (default: enlaight.backup_dir)",
+        "prod": "use production settings",
+    },
+)
+@toolkit_task
+def restore(c, backup_set, service=None, yes=False, to=None, prod=False):
+    """Restore a backup set into this stack: checks it, asks, stops writers, restores, waits for healthy."""
+    from enlaight_ops.backup import resolve_set, restore_set
+
+    compose = _stack(c, prod)
+    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set)
+    restore_set(compose, set_dir, services=service or [], tools_image=_tools_image(c),
+                confirm=lambda question: yes or _confirm(question))  # fmt: skip
+
+
+backup = Collection("backup")
+backup.add_task(backup_create, name="create", default=True)
+backup.add_task(backup_list, name="list")
+backup.add_task(backup_verify, name="verify")
+
+
 # -- images ---------------------------------------------------------------------------------------------------
 
 
@@ -399,5 +484,7 @@ def images_local(c, service=None, force=False, trust_host_ca=False, ca_bundle=No
 images = Collection("images")
 images.add_task(images_local, name="local")
 
-namespace = Collection(env, build, start, wait, stop, down, restart, ps, logs, shell, manage, doctor, prune, images)
+namespace = Collection(
+    env, build, start, wait, stop, down, restart, ps, logs, shell, manage, doctor, prune, images, backup, restore
+)
 namespace.configure({"enlaight": dict(DEFAULTS)})

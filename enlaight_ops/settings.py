@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "wait_timeout": 300,
     # The command that runs Compose v2. Set it to a standalone v2 binary when the docker plugin is absent.
     "compose_command": "docker compose",
+    # Backups (enlaight_ops.backup): where sets go, and the image of the throwaway containers that tar volumes.
+    "backup_dir": "backups",
+    "tools_image": "debian:bookworm-slim",
 }
 
 # Compose's own rule for project names.

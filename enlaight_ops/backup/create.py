@@ -1,0 +1,152 @@
+"""`invoke backup`: every component in parallel into a hidden temporary directory, renamed only when all succeeded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, ui
+from ..compose import Compose
+from ..errors import Interrupted, ToolkitError, UsageError
+from . import manifest as m
+from .components import all_components, select
+from .parallel import run_parallel, sigterm_as_interrupt
+from .progress import Board
+from .sets import apply_retention, remove_stale_partials
+from .streams import Cancelled
+from .target import Component, Target
+from .volume import Volume
+
+PID_FILE = "PID"
+
+
+def create_backup(
+    compose: Compose, *, services: Sequence[str], directory: Path, tools_image: str, keep: int | None = None
+) -> Path:
+    target = Target(compose, tools_image)
+    components = _runnable(target, select(all_components(compose.config), services), explicit=bool(services))
+    if keep is not None and keep < 1:
+        raise UsageError("--keep must be at least 1")
+    directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(directory)
+    started_at = datetime.now(UTC)
+    name = m.set_name(started_at, compose.settings.env, (p.name for p in directory.iterdir()))
+    partial = directory / m.partial_name(name)
+    partial.mkdir()
+    (partial / PID_FILE).write_text(f"{os.getpid()}\n")
+    ui.info(f"backing up {', '.join(c.name for c in components)} to {directory / name}")
+    started = time.monotonic()
+    try:
+        with sigterm_as_interrupt():
+            board = Board(f"backup {name}", [c.name for c in components])
+            jobs = {c.name: _job(c, target, partial, board) for c in components}
+            parts = run_parallel(jobs, board, target.processes)
+            _seal(partial, compose, parts, started_at, time.monotonic() - started)
+            final = directory / name
+            partial.rename(final)
+            _fsync_dir(directory)
+    except KeyboardInterrupt:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise Interrupted("backup interrupted: the partial set was removed") from None
+    except Cancelled:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise Interrupted("backup cancelled: the partial set was removed") from None
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, ToolkitError):
+            raise ToolkitError(f"backup failed, nothing kept: {exc}") from None
+        if isinstance(exc, OSError):
+            raise ToolkitError(f"backup failed, nothing kept: {exc.strerror or exc} ({exc.filename or ''})") from None
+        raise
+    size = sum(p.stat().st_size for p in final.iterdir())
+    ui.success(f"backup {name}: {m.human_size(size)} in {time.monotonic() - started:.1f}s ({final})")
+    if keep is not None:
+        apply_retention(directory, keep)
+    return final
+
+
+def _runnable(target: Target, components: list[Component], *, explicit: bool) -> list[Component]:
+    """Databases must run (a dump needs the server); a volume that was never created is skipped unless asked for."""
+    chosen = []
+    for component in components:
+        if isinstance(component, Volume):
+            if component.exists(target):
+                chosen.append(component)
+            elif explicit:
+                raise UsageError(f"volume {target.volume_name(component.name)} does not exist: nothing to back up")
+            else:
+                ui.info(f"{component.name}: volume not created yet ({component.service} never ran), skipped")
+        elif target.running(component.service):
+            chosen.append(component)
+        else:
+            raise UsageError(
+                f"{component.service} is not running: start it (`invoke start -s {component.service}`) "
+                "or leave it out with -s"
+            )
+    if not chosen:
+        raise UsageError("nothing to back up")
+    return chosen
+
+
+def _job(component: Component, target: Target, partial: Path, board: Board):
+    def run() -> dict[str, Any]:
+        started = time.monotonic()
+        part = component.backup(target, partial, board.progress(component.name))
+        part["seconds"] = round(time.monotonic() - started, 3)
+        return part
+
+    return run
+
+
+def _seal(partial: Path, compose: Compose, parts: dict[str, dict[str, Any]], started_at: datetime, took: float):
+    """manifest.json, then SHA256SUMS (last: its presence is what makes a set complete)."""
+    (partial / PID_FILE).unlink()
+    digests: dict[str, str] = {}
+    for part in parts.values():
+        digests.update(part.pop("checksums"))
+    config = compose.config
+    manifest = {
+        "format": m.FORMAT_VERSION,
+        "toolkit": {"version": __version__, **_git(compose.settings.root)},
+        "project": compose.settings.project,
+        "env": compose.settings.env,
+        "host": socket.gethostname(),
+        "created_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(took, 3),
+        "images": {name: spec.get("image", "") for name, spec in sorted(config.get("services", {}).items())},
+        "bytes": sum(p["bytes"] for p in parts.values()),
+        "components": parts,
+    }
+    m.write_json(partial / m.MANIFEST, manifest)
+    digests[m.MANIFEST] = m.file_sha256(partial / m.MANIFEST)
+    sums = partial / m.CHECKSUMS
+    sums.write_text(m.format_checksums(digests), encoding="utf-8")
+    for path in (partial / m.MANIFEST, sums):
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    _fsync_dir(partial)
+
+
+def _git(root: Path) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    return {"git_commit": commit or None, "git_dirty": bool(git("status", "--porcelain")) if commit else None}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

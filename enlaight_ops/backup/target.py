@@ -1,0 +1,123 @@
+"""The stack a backup reads from or a restore writes to, and the pieces every component kind shares."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..compose import Compose
+from .streams import ComponentFailed, Processes, WrittenFile, pump_from_file, pump_to_file, stderr_file, tail_of
+
+Progress = Callable[[int, int], None]  # raw bytes, bytes written
+
+
+@dataclass
+class Target:
+    compose: Compose
+    tools_image: str
+    processes: Processes = field(default_factory=Processes)
+
+    @property
+    def project(self) -> str:
+        return self.compose.settings.project
+
+    def service_config(self, service: str) -> Mapping[str, Any]:
+        return self.compose.config.get("services", {}).get(service, {})
+
+    def service_env(self, service: str, key: str) -> str:
+        """A value of the service's environment as Compose interpolates it (read, never printed)."""
+        return str((self.service_config(service).get("environment") or {}).get(key) or "")
+
+    def image(self, service: str) -> str:
+        return str(self.service_config(service).get("image") or "")
+
+    def volume_name(self, key: str) -> str:
+        volume = self.compose.config.get("volumes", {}).get(key) or {}
+        return str(volume.get("name") or f"{self.project}_{key}")
+
+    def mount_target(self, service: str, volume_key: str) -> str:
+        for mount in self.service_config(service).get("volumes") or []:
+            if mount.get("type") == "volume" and mount.get("source") == volume_key:
+                return str(mount["target"])
+        raise ComponentFailed(f"{service} mounts no volume {volume_key}: the compose files changed")
+
+    def exec_argv(self, service: str, script: str, *args: str) -> list[str]:
+        """A fixed shell script run in a service's container; values reach it as arguments or its own env."""
+        return self.compose.argv("exec", "-T", service, "sh", "-c", script, "sh", *args)
+
+    def running(self, service: str) -> bool:
+        return any(s.service == service and s.state == "running" for s in self.compose.states())
+
+
+class Component(Protocol):
+    name: str
+    service: str  # the service whose data this is (stopped or queried during restore)
+
+    def backup(self, target: Target, set_dir: Path, progress: Progress) -> dict[str, Any]: ...
+    def check_restorable(self, target: Target, set_dir: Path, part: Mapping[str, Any]) -> None: ...
+    def describe(self, part: Mapping[str, Any]) -> str: ...
+    def restore(self, target: Target, set_dir: Path, part: Mapping[str, Any], progress: Progress) -> None: ...
+    def counts(self, target: Target) -> dict[str, int]: ...
+
+
+def dump_to_file(
+    target: Target, argv: list[str], path: Path, what: str, *, compress: bool, progress: Progress, tap=None
+) -> WrittenFile:
+    """Run a command whose stdout is a dump and stream it to `path`; fail with the command's last words."""
+    with stderr_file() as err:
+        process = target.processes.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        try:
+            assert process.stdout is not None
+            written = pump_to_file(
+                process.stdout,
+                path,
+                compress=compress,
+                on_progress=progress,
+                cancelled=target.processes.cancelled,
+                tap=tap,
+            )
+            returncode = process.wait()
+        except BaseException:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            raise
+        finally:
+            target.processes.done(process)
+        if returncode != 0:
+            raise ComponentFailed(f"{what} exited {returncode}: {tail_of(err)}")
+        return written
+
+
+def load_from_file(
+    target: Target, argv: list[str], path: Path, what: str, *, compressed: bool, progress: Progress, head: bytes = b""
+) -> None:
+    """Feed a set file into a command's stdin (a restore); fail with the command's last words."""
+    with stderr_file() as err:
+        process = target.processes.start(argv, stdin=subprocess.PIPE, stdout=err, stderr=err)
+        try:
+            assert process.stdin is not None
+            # BrokenPipeError: the command stopped reading; its exit status and stderr say why.
+            with contextlib.suppress(BrokenPipeError):
+                pump_from_file(
+                    path,
+                    process.stdin,
+                    compressed=compressed,
+                    head=head,
+                    on_progress=lambda raw: progress(raw, raw),
+                    cancelled=target.processes.cancelled,
+                )
+            returncode = process.wait()
+        except BaseException:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            raise
+        finally:
+            target.processes.done(process)
+        if returncode != 0:
+            raise ComponentFailed(f"{what} exited {returncode}: {tail_of(err)}")

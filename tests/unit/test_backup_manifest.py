@@ -1,0 +1,170 @@
+"""Backup sets on disk: names, SHA256SUMS, validation (partial, corrupt, incompatible) and retention."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from enlaight_ops.backup import manifest as m
+from enlaight_ops.backup.sets import resolve_set
+
+WHEN = datetime(2026, 1, 2, 15, 4, 5, tzinfo=UTC)
+
+
+def make_set(directory: Path, name: str, files: dict[str, bytes] | None = None, **manifest_extra) -> Path:
+    files = files if files is not None else {"mysql.sql.gz": b"dump", "redis.rdb.gz": b"rdb"}
+    set_dir = directory / name
+    set_dir.mkdir(parents=True)
+    for file_name, data in files.items():
+        (set_dir / file_name).write_bytes(data)
+    components = {Path(f).name.split(".")[0]: {"files": [f], "service": f.split(".")[0]} for f in files}
+    manifest = {"format": m.FORMAT_VERSION, "components": components, **manifest_extra}
+    m.write_json(set_dir / m.MANIFEST, manifest)
+    digests = {f: m.file_sha256(set_dir / f) for f in [*files, m.MANIFEST]}
+    (set_dir / m.CHECKSUMS).write_text(m.format_checksums(digests))
+    return set_dir
+
+
+def test_set_names_sort_by_time_and_never_collide():
+    assert m.set_name(WHEN, "dev") == "20260102T150405Z-dev"
+    assert m.set_name(WHEN, "prod", ["20260102T150405Z-prod"]) == "20260102T150405Z-prod-2"
+    assert m.parse_set_name("20260102T150405Z-prod-2") == WHEN
+    assert m.parse_set_name("notes") is None
+
+
+def test_checksums_are_what_sha256sum_c_accepts(tmp_path):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    if shutil.which("sha256sum"):
+        result = subprocess.run(["sha256sum", "-c", m.CHECKSUMS], cwd=set_dir, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    text = (set_dir / m.CHECKSUMS).read_text()
+    assert m.parse_checksums(text)["mysql.sql.gz"] == m.file_sha256(set_dir / "mysql.sql.gz")
+
+
+@pytest.mark.parametrize("line", ["nonsense", "abc  file", f"{'0' * 64}  ../escape"])
+def test_a_malformed_checksum_line_is_refused(line):
+    with pytest.raises(m.SetError, match="corrupt"):
+        m.parse_checksums(line + "\n")
+
+
+def test_a_good_set_passes_and_returns_its_manifest(tmp_path):
+    manifest = m.check_set(make_set(tmp_path, "20260102T150405Z-dev"))
+    assert set(manifest["components"]) == {"mysql", "redis"}
+
+
+def test_one_flipped_byte_is_refused_naming_the_file(tmp_path):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    data = bytearray((set_dir / "redis.rdb.gz").read_bytes())
+    data[1] ^= 0x01
+    (set_dir / "redis.rdb.gz").write_bytes(bytes(data))
+    with pytest.raises(m.SetError) as caught:
+        m.check_set(set_dir)
+    assert "redis.rdb.gz" in str(caught.value) and "corrupt" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_edited_manifest_is_refused(tmp_path):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    (set_dir / m.MANIFEST).write_text((set_dir / m.MANIFEST).read_text().replace("mysql", "mysqX"))
+    with pytest.raises(m.SetError, match="manifest.json"):
+        m.check_set(set_dir)
+
+
+def test_a_set_without_sha256sums_is_partial(tmp_path):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    (set_dir / m.CHECKSUMS).unlink()
+    with pytest.raises(m.SetError, match="partial"):
+        m.check_set(set_dir)
+
+
+def test_a_missing_part_is_refused_naming_it(tmp_path):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    (set_dir / "mysql.sql.gz").unlink()
+    with pytest.raises(m.SetError, match="mysql.sql.gz"):
+        m.check_set(set_dir)
+
+
+def test_a_newer_format_is_incompatible(tmp_path):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    manifest = json.loads((set_dir / m.MANIFEST).read_text())
+    manifest["format"] = m.FORMAT_VERSION + 1
+    m.write_json(set_dir / m.MANIFEST, manifest)
+    digests = m.parse_checksums((set_dir / m.CHECKSUMS).read_text())
+    digests[m.MANIFEST] = m.file_sha256(set_dir / m.MANIFEST)
+    (set_dir / m.CHECKSUMS).write_text(m.format_checksums(digests))
+    with pytest.raises(m.SetError, match="newer enlaight_ops"):
+        m.check_set(set_dir)
+
+
+def test_asking_for_a_component_the_set_lacks_is_refused(tmp_path):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    with pytest.raises(m.SetError, match="has no postgres"):
+        m.check_set(set_dir, ["postgres"])
+
+
+def test_a_partial_directory_is_refused_and_listed_as_partial(tmp_path):
+    partial = tmp_path / m.partial_name("20260102T150405Z-dev")
+    partial.mkdir()
+    (partial / "mysql.sql.gz").write_bytes(b"half a dump")
+    with pytest.raises(m.SetError, match="partial"):
+        m.check_set(partial)
+    with pytest.raises(m.SetError, match="partial"):
+        resolve_set(tmp_path, "20260102T150405Z-dev")
+    [info] = m.scan_sets(tmp_path)
+    assert not info.complete
+
+
+def _info(tmp_path: Path, age_hours: int, *, verified=False, complete=True) -> m.SetInfo:
+    created = WHEN - timedelta(hours=age_hours)
+    name = m.set_name(created, "dev")
+    return m.SetInfo(name=name, path=tmp_path / name, created=created, complete=complete, verified=verified,
+                     size=1, components=("mysql",))  # fmt: skip
+
+
+def test_retention_removes_the_oldest_beyond_keep(tmp_path):
+    sets = [_info(tmp_path, h) for h in range(5)]
+    removed = m.sets_to_remove(sets, keep=2)
+    assert [s.name for s in removed] == [s.name for s in sets[2:]]
+
+
+def test_retention_never_removes_the_newest_verified_set(tmp_path):
+    sets = [
+        _info(tmp_path, 0),
+        _info(tmp_path, 1),
+        _info(tmp_path, 2, verified=True),
+        _info(tmp_path, 3, verified=True),
+    ]
+    removed = m.sets_to_remove(sets, keep=1)
+    assert sets[2] not in removed
+    assert sets[3] in removed and sets[1] in removed
+
+
+def test_retention_ignores_partial_sets_and_rejects_zero(tmp_path):
+    sets = [_info(tmp_path, 0, complete=False), _info(tmp_path, 1), _info(tmp_path, 2)]
+    assert m.sets_to_remove(sets, keep=2) == []
+    with pytest.raises(ValueError):
+        m.sets_to_remove(sets, keep=0)
+
+
+def test_scan_lists_newest_first_with_verified_state(tmp_path):
+    make_set(tmp_path, "20260101T000000Z-dev")
+    newer = make_set(tmp_path, "20260102T000000Z-dev")
+    m.write_json(newer / m.VERIFIED, {"verified_at": "now"})
+    (tmp_path / "not-a-set").mkdir()
+    sets = m.scan_sets(tmp_path)
+    assert [s.name for s in sets] == ["20260102T000000Z-dev", "20260101T000000Z-dev"]
+    assert sets[0].verified and not sets[1].verified
+    assert resolve_set(tmp_path, "latest") == newer
+
+
+def test_counts_taken_before_and_after_become_ranges_when_writers_ran():
+    merged = m.merge_counts({"a.t": 5, "a.u": 1}, {"a.t": 5, "a.u": 3, "a.new": 2})
+    assert merged == {"a.t": 5, "a.u": [1, 3], "a.new": [0, 2]}
+    assert m.compare_counts(merged, {"a.t": 5, "a.u": 2, "a.new": 2}) == []
+    problems = m.compare_counts(merged, {"a.t": 4, "a.u": 9})
+    assert problems == ["a.t: 4 rows, the backup has 5", "a.u: 9 rows, the backup saw 1..3"]
