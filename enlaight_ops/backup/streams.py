@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import subprocess
 import tempfile
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -78,6 +79,26 @@ class Processes:
                 process.kill()
 
 
+def read_ahead(source: IO[bytes], depth: int = 8) -> Iterator[bytes]:
+    """Chunks of `source`, read by a thread of their own so the producer (mysqldump, pg_dump) never waits while
+    the previous chunk is compressed and hashed: the two overlap, at most `depth` MiB apart."""
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+
+    def reader() -> None:
+        try:
+            while chunk := source.read(CHUNK):
+                chunks.put(chunk)
+            chunks.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            chunks.put(exc)
+
+    threading.Thread(target=reader, name="read-ahead", daemon=True).start()
+    while (item := chunks.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 def pump_to_file(
     source: IO[bytes],
     target: Path,
@@ -92,7 +113,7 @@ def pump_to_file(
     packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS) if compress else None
     raw = written = 0
     with target.open("wb") as out:
-        while chunk := source.read(CHUNK):
+        for chunk in read_ahead(source):
             if cancelled is not None and cancelled.is_set():
                 raise Cancelled("cancelled")
             raw += len(chunk)
