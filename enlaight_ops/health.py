@@ -96,6 +96,9 @@ def judge_stack(
             if creating and container.state in ("exited", "created") and service not in one_shots:
                 # Left over from an earlier run: `compose up` is about to start it again.
                 verdict = ServiceVerdict(service, "waiting", f"{container.state}, being started", container.name)
+            elif not creating and container.state == "created":
+                # Nothing will start it any more: `compose up` has finished (a port clash, a missing mount...).
+                verdict = ServiceVerdict(service, "failed", "created but never started", container.name)
             verdicts.append(verdict)
     statuses = {v.status for v in verdicts}
     overall: Status = "failed" if "failed" in statuses else "waiting" if "waiting" in statuses else "ready"

@@ -32,10 +32,11 @@ def start(compose: Compose, services: Sequence[str], *, build: bool, wait: bool,
         except KeyboardInterrupt:
             process.terminate()
             raise
-        if returncode != 0 and (verdict is None or verdict.status == "ready"):
+        if returncode != 0:
             up_output.seek(0)
             ui.err.print(up_output.read().rstrip(), markup=False, highlight=False)
-            raise ToolkitError(f"docker compose up failed (exit {returncode}): see its output above")
+            if verdict is None or verdict.status == "ready":
+                raise ToolkitError(f"docker compose up failed (exit {returncode}): see its output above")
     if verdict is not None:
         _finish(compose, verdict)
     else:

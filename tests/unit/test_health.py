@@ -72,3 +72,10 @@ def test_hints_for_recognisable_causes():
     assert "port" in hint_for("Error: bind: address already in use")
     assert "invoke env" in hint_for("SECRET_KEY is not set")
     assert hint_for("something else entirely") is None
+
+
+def test_a_container_left_created_after_up_finished_has_failed():
+    containers = [state("api", "created")]
+    assert judge_stack(containers, ["api"], set(), creating=True).status == "waiting"
+    verdict = judge_stack(containers, ["api"], set(), creating=False)
+    assert (verdict.status, verdict.services[0].reason) == ("failed", "created but never started")
