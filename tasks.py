@@ -364,6 +364,46 @@ def _confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
+# -- seed -----------------------------------------------------------------------------------------------------
+
+
+@task(
+    iterable=["only"],
+    # No short flags: -s means --service in every other task, and must not silently mean --strict here.
+    auto_shortflags=False,
+    help={
+        "only": "run only this step (backend, n8n); repeatable, steps keep their order",
+        "reset": "delete the sample data (only it) and seed again; asks first",
+        "strict": "fail, before changing anything, when a step's service is not running (default: skip it)",
+        "yes": "do not ask before --reset",
+        "prod": "use production settings",
+    },
+)
+@toolkit_task
+def seed(c, only=None, reset=False, strict=False, yes=False, prod=False):
+    """Seed the running stack: admin and sample data, n8n knowledge-base workflows; a second run creates nothing."""
+    from enlaight_ops import seed as seeding
+
+    compose = _stack(c, prod)
+    steps = seeding.select_steps(only or None)
+    if reset:
+        ui.warn(seeding.reset_warning(steps))
+        if not yes and not _confirm("reset the sample data?"):
+            raise UsageError("not confirmed: nothing was reset (pass --yes to skip the question)")
+    styles = {"created": ui.success, "updated": ui.success, "removed": ui.warn, "warning": ui.warn}
+    reports = seeding.run_seed(
+        compose,
+        only=only or None,
+        reset=reset,
+        strict=strict,
+        info=ui.info,
+        report_line=lambda kind, text: styles.get(kind, ui.info)(text),
+    )
+    ran = [r for r in reports if not r.skipped]
+    if ran and not any(r.changed for r in ran):
+        ui.success("nothing to create: everything was already there")
+
+
 # -- backup and restore -----------------------------------------------------------------------------------------
 
 
@@ -485,6 +525,6 @@ images = Collection("images")
 images.add_task(images_local, name="local")
 
 namespace = Collection(
-    env, build, start, wait, stop, down, restart, ps, logs, shell, manage, doctor, prune, images, backup, restore
+    env, build, start, wait, stop, down, restart, ps, logs, shell, manage, doctor, prune, seed, images, backup, restore
 )
 namespace.configure({"enlaight": dict(DEFAULTS)})

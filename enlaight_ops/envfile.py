@@ -42,8 +42,16 @@ def is_secret(key: str) -> bool:
 
 
 def new_secret() -> str:
-    # URL-safe: valid unquoted in .env files, SQL, URLs and shell words.
-    return secrets.token_urlsafe(36)
+    """48 URL-safe characters (valid unquoted in .env files, SQL, URLs and shell words), always holding a lower
+    and an upper case letter and a digit, which some services (n8n's owner password) insist on."""
+    while True:
+        value = secrets.token_urlsafe(36)
+        if (
+            any(ch.islower() for ch in value)
+            and any(ch.isupper() for ch in value)
+            and any(ch.isdigit() for ch in value)
+        ):
+            return value
 
 
 @dataclass

@@ -51,7 +51,10 @@ CA_ENV_VARS = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Keys of the env file, in the order of the spec's table.
-ENV_KEYS = ("MYSQL_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE", "SMTP_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE", "NODE_IMAGE")
+ENV_KEYS = (
+    "MYSQL_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE", "SMTP_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE", "NODE_IMAGE",
+    "N8N_IMAGE",
+)  # fmt: skip
 
 
 class LocalImagesError(ToolkitError):
@@ -78,6 +81,8 @@ IMAGES: tuple[LocalImage, ...] = (
     LocalImage("nginx", "enlaight-local/nginx:1.22", "NGINX_IMAGE", (("BASE_IMAGE", "debian"),)),
     LocalImage("smtp-sink", "enlaight-local/smtp-sink:1", "SMTP_IMAGE", (("BASE_IMAGE", "python"),)),
     LocalImage("node", "enlaight-local/node:22", "NODE_IMAGE", (("BASE_IMAGE", "debian"), ("FETCH_IMAGE", "python"))),
+    # n8n from npm: the slowest image (minutes, ~1.8 GB), built by default because n8n is part of every stack.
+    LocalImage("n8n", "enlaight-local/n8n:1.123.81", "N8N_IMAGE", (("BASE_IMAGE", "node"),)),
 )
 
 

@@ -66,6 +66,7 @@ def test_image_table_matches_spec() -> None:
         "NGINX_IMAGE": "enlaight-local/nginx:1.22",
         "PYTHON_IMAGE": "enlaight-local/python:3.11",
         "NODE_IMAGE": "enlaight-local/node:22",
+        "N8N_IMAGE": "enlaight-local/n8n:1.123.81",
     }
 
 
@@ -151,7 +152,7 @@ def test_base_change_propagates_to_dependants_only(tmp_path: Path) -> None:
     (images_dir / "python" / "Dockerfile").write_text("# changed\n")
     after = li.compute_hashes(IMAGES, images_dir, "none", extra)
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"python", "smtp-sink", "node"}
+    assert changed == {"python", "smtp-sink", "node", "n8n"}
 
 
 def test_ca_and_debian_settings_change_every_hash(tmp_path: Path) -> None:
