@@ -61,8 +61,9 @@ def main() -> None:
         a = [*invoke, "start", *(f"--service={s}" for s in SERVICES)]
         b = compose.argv("up", "--detach", "--wait", *SERVICES)
         try:
-            subprocess.run([*invoke, "start", "--build", *(f"--service={s}" for s in SERVICES)],
-                           cwd=root, env=env, check=True)  # fmt: skip  (warm-up: builds, initialises volumes)
+            subprocess.run(
+                [*invoke, "start", "--build", *(f"--service={s}" for s in SERVICES)], cwd=root, env=env, check=True
+            )  # fmt: skip  (warm-up: builds, initialises volumes)
             times: dict[str, list[float]] = {"invoke start": [], "compose up --wait": []}
             for _ in range(args.rounds):
                 for label, argv in (("invoke start", a), ("compose up --wait", b)):

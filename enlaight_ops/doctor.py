@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -221,16 +222,21 @@ def check_compose_config(settings: StackSettings, run: Callable[[], dict]) -> tu
 
 
 def run_checks(settings: StackSettings, load_config: Callable[[], dict]) -> list[Check]:
-    cli, compose = check_docker_cli(), check_compose(settings)
-    engine, docker_root = check_engine()
-    engine_up = engine.verdict == "pass"
-    env_file = settings.primary_env_file
-    if compose.verdict == "pass":
-        config_check, config = check_compose_config(settings, load_config)
-    else:
+    # The slow checks are independent subprocesses (docker info, compose version, compose config, docker ps):
+    # run them side by side so `invoke start` pays for the slowest, not for their sum.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        compose_future = pool.submit(check_compose, settings)
+        engine_future = pool.submit(check_engine)
+        config_future = pool.submit(check_compose_config, settings, load_config)
+        held_future = pool.submit(ports_held_by_project, settings.project)
+        compose, (engine, docker_root) = compose_future.result(), engine_future.result()
+        config_check, config = config_future.result()
+        held = held_future.result()
+    if compose.verdict != "pass":
         config_check, config = Check("compose config", "fail", "Compose v2 missing", "see the compose check"), {}
+    env_file = settings.primary_env_file
     checks = [
-        cli, engine, compose,
+        check_docker_cli(), engine, compose,
         check_disk(docker_root or Path("/")),
         check_memory(),
         check_env_file(env_file, settings.root / "env.sample"),
@@ -239,7 +245,6 @@ def run_checks(settings: StackSettings, load_config: Callable[[], dict]) -> list
         config_check,
     ]  # fmt: skip
     if config:
-        held = ports_held_by_project(settings.project) if engine_up else set()
         checks.append(check_ports(published_ports(config), held))
     return checks
 
