@@ -93,8 +93,12 @@ def judge_stack(
                 verdicts.append(ServiceVerdict(service, "failed", "no container: it was never created (invoke start)"))
         else:
             verdict = judge_container(container, one_shot=service in one_shots)
-            if creating and container.state in ("exited", "created") and service not in one_shots:
-                # Left over from an earlier run: `compose up` is about to start it again.
+            leftover = container.state == "created" or (
+                container.state == "exited" and (service not in one_shots or container.exit_code != 0)
+            )
+            if creating and leftover:
+                # Left over from an earlier run (a daemon that was stopped, a one-shot that failed last time):
+                # `compose up` is about to start it again, so its old state decides nothing yet.
                 verdict = ServiceVerdict(service, "waiting", f"{container.state}, being started", container.name)
             elif not creating and container.state == "created":
                 # Nothing will start it any more: `compose up` has finished (a port clash, a missing mount...).

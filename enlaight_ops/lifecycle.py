@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from collections.abc import Sequence
 
@@ -26,15 +27,17 @@ def start(compose: Compose, services: Sequence[str], *, build: bool, wait: bool,
         try:
             verdict = None
             if wait:
-                verdict = _watch(compose, _expected_services(compose, services), timeout,
+                verdict = _watch(compose, expected_services(compose, services), timeout,
                                  still_starting=lambda: process.poll() is None)  # fmt: skip
+                if verdict.status == "failed":
+                    # `up` may block forever on a dependency that will never be healthy: the verdict is in.
+                    _stop(process)
             returncode = process.wait()
-        except KeyboardInterrupt:
-            process.terminate()
-            raise
+        finally:
+            _stop(process)  # Ctrl-C, or any error: never leave `compose up` running behind us
         if returncode != 0:
             up_output.seek(0)
-            ui.err.print(up_output.read().rstrip(), markup=False, highlight=False)
+            ui.err.print(compose.mask(up_output.read().rstrip()), markup=False, highlight=False)
             if verdict is None or verdict.status == "ready":
                 raise ToolkitError(f"docker compose up failed (exit {returncode}): see its output above")
     if verdict is not None:
@@ -44,8 +47,18 @@ def start(compose: Compose, services: Sequence[str], *, build: bool, wait: bool,
     return verdict
 
 
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def wait(compose: Compose, services: Sequence[str], *, timeout: float) -> StackVerdict:
-    verdict = _watch(compose, _expected_services(compose, services), timeout)
+    verdict = _watch(compose, expected_services(compose, services), timeout)
     _finish(compose, verdict)
     return verdict
 
@@ -71,10 +84,10 @@ def _watch(compose: Compose, expected: list[str], timeout: float, **kwargs) -> S
 
 def _buildable(compose: Compose, services: Sequence[str]) -> list[str]:
     config_services = compose.config.get("services", {})
-    return [name for name in _expected_services(compose, services) if "build" in config_services.get(name, {})]
+    return [name for name in expected_services(compose, services) if "build" in config_services.get(name, {})]
 
 
-def _expected_services(compose: Compose, services: Sequence[str]) -> list[str]:
+def expected_services(compose: Compose, services: Sequence[str]) -> list[str]:
     """The selected services and, transitively, everything they depend on."""
     config_services = compose.config.get("services", {})
     pending = list(services or config_services)
@@ -112,6 +125,6 @@ def _explain(compose: Compose, failed: ServiceVerdict) -> None:
             ui.err.print(f"health check: {output}", markup=False)
     if logs.strip():
         ui.err.print(f"last {LOG_LINES_ON_FAILURE} log lines:", markup=False)
-        ui.err.print(logs.rstrip(), markup=False, highlight=False)
+        ui.err.print(compose.mask(logs.rstrip()), markup=False, highlight=False)
     if diagnosis and diagnosis.hint:
         ui.warn(f"hint: {diagnosis.hint}")

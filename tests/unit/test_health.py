@@ -79,3 +79,9 @@ def test_a_container_left_created_after_up_finished_has_failed():
     assert judge_stack(containers, ["api"], set(), creating=True).status == "waiting"
     verdict = judge_stack(containers, ["api"], set(), creating=False)
     assert (verdict.status, verdict.services[0].reason) == ("failed", "created but never started")
+
+
+def test_a_one_shot_that_failed_last_time_is_not_judged_before_up_reruns_it():
+    containers = [state("init", "exited", exit_code=1)]
+    assert judge_stack(containers, ["init"], {"init"}, creating=True).status == "waiting"
+    assert judge_stack(containers, ["init"], {"init"}, creating=False).status == "failed"
