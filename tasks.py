@@ -148,8 +148,8 @@ def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False)
     """Start the stack (or some services) and wait until every one is healthy; say why when one is not."""
     compose = _stack(c, prod, check=False)  # the doctor's checks below cover the prerequisites
     _ensure_env_file(compose.settings)
-    _preflight(compose)
     services = compose.validate_services(service or [])
+    _preflight(compose, lifecycle.expected_services(compose, services))
     lifecycle.start(
         compose,
         services,
@@ -298,9 +298,10 @@ def doctor(c, json_=False, prod=False):
         raise ToolkitError(f"{len(failures)} check(s) failed: {', '.join(c.name for c in failures)}")
 
 
-def _preflight(compose: Compose) -> None:
+def _preflight(compose: Compose, services: list[str]) -> None:
     """The doctor's checks before `start` changes anything; the first failure stops it with its fix."""
-    for check in doctor_checks.failed(doctor_checks.run_checks(compose.settings, lambda: compose.config)):
+    checks = doctor_checks.run_checks(compose.settings, lambda: compose.config, services)
+    for check in doctor_checks.failed(checks):
         raise ToolkitError(f"{check.name}: {check.detail} - {check.fix} (`invoke doctor` shows every check)")
 
 
@@ -457,7 +458,7 @@ def backup_verify(c, backup_set, to=None, prod=False):
     from enlaight_ops.backup import resolve_set, verify_set
 
     compose = _stack(c, prod)
-    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set)
+    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set, compose.settings.env)
     verify_set(compose, set_dir, tools_image=_tools_image(c))
 
 
@@ -477,7 +478,7 @@ def restore(c, backup_set, service=None, yes=False, to=None, prod=False):
     from enlaight_ops.backup import resolve_set, restore_set
 
     compose = _stack(c, prod)
-    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set)
+    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set, compose.settings.env)
     restore_set(compose, set_dir, services=service or [], tools_image=_tools_image(c),
                 confirm=lambda question: yes or _confirm(question))  # fmt: skip
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from .envfile import mask_text, parse_env
 from .errors import CommandFailed, PrerequisiteError, UsageError
 from .settings import StackSettings
 
@@ -119,11 +120,19 @@ class Compose:
         except FileNotFoundError as exc:
             raise PrerequisiteError(f"{argv[0]} not found: {DOCKER_INSTALL_HINT}") from exc
         if check and result.returncode != 0:
-            detail = (result.stderr or "").strip() if capture else ""
+            detail = self.mask((result.stderr or "").strip()) if capture else ""
             raise CommandFailed(
                 detail or f"docker compose {args[0]} failed (exit {result.returncode})", result.returncode
             )
         return result
+
+    def mask(self, text: str) -> str:
+        """`text` with every secret value of the env files replaced (error output may echo a command or config)."""
+        values: dict[str, str] = {}
+        for env_file in self.settings.env_files:
+            if env_file.is_file():
+                values |= parse_env(env_file.read_text())
+        return mask_text(text, values)
 
     def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen:
         return subprocess.Popen(self.argv(*args), **kwargs)
@@ -162,16 +171,29 @@ class Compose:
         return requested
 
 
+# The oldest Compose the toolkit supports: 2.24 brought `!reset` (backup.verify's drill overlay uses it).
+# Tested on 2.40.3.
+MIN_COMPOSE = (2, 24)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def compose_version_supported(version: str) -> bool:
+    return bool(version) and version_tuple(version) >= MIN_COMPOSE
+
+
 def check_prerequisites(settings: StackSettings, *, need_daemon: bool = True) -> None:
     """Fail with one line naming what is missing: the docker CLI, Compose v2, or a reachable daemon."""
     command = settings.compose_command
     if shutil.which(command[0]) is None:
         raise PrerequisiteError(f"{command[0]} not found on PATH: {DOCKER_INSTALL_HINT}")
     version = _compose_version(command)
-    if not version.lstrip("v").startswith("2."):
+    if not compose_version_supported(version):
         raise PrerequisiteError(
-            f"Compose v2 is required but `{' '.join(command)} version` gave {version or 'nothing'}: "
-            "install the docker compose plugin (scripts/provision-engine.sh does)"
+            f"Compose {'.'.join(map(str, MIN_COMPOSE))}+ is required but `{' '.join(command)} version` gave "
+            f"{version or 'nothing'}: install or upgrade the docker compose plugin (scripts/provision-engine.sh does)"
         )
     if need_daemon:
         try:

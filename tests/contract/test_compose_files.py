@@ -190,12 +190,15 @@ def test_every_image_can_be_overridden(compose_argv):
 def test_dockerfile_bases_come_from_build_args(dockerfile):
     text = (ROOT / dockerfile).read_text()
     args = set(re.findall(r"^ARG\s+([A-Z_]+_IMAGE)=", text, re.M))
-    bases = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I)
     assert args, f"{dockerfile} declares no *_IMAGE build argument"
-    for base in bases:
-        assert base.startswith("${") or base.split(":")[0].isidentifier() and ":" not in base, (
-            f"{dockerfile}: FROM {base} is neither a build argument nor an earlier stage"
+    earlier: set[str] = set()
+    for base, name in stages:
+        from_argument = re.fullmatch(r"\$\{([A-Z_]+)\}", base)
+        assert (from_argument and from_argument.group(1) in args) or base in earlier, (
+            f"{dockerfile}: FROM {base} is neither a declared *_IMAGE argument nor an earlier stage"
         )
+        earlier.add(name)
 
 
 def test_files_have_no_version_key():

@@ -23,5 +23,5 @@ def test_superset_starts_after_its_init(dev_stack: Stack):
     dev_stack.invoke("env")
     dev_stack.invoke("start", "--build", "-s", "superset")
     states = dev_stack.ps()
-    assert states["superset-init"]["exit_code"] == 0
+    assert (states["superset-init"]["state"], states["superset-init"]["exit_code"]) == ("exited", 0)
     assert requests.get(dev_stack.url("SUPERSET_PORT", "/health"), timeout=10).status_code == 200

@@ -36,7 +36,7 @@ def test_a_missing_or_blank_key_fails(tmp_path: Path):
     env = write(tmp_path / ".env", "SECRET_KEY=x" * 3 + "\nDEBUG=\n")
     check = doctor.check_env_file(env, sample)
     assert check.verdict == "fail"
-    assert "missing DB_PASSWORD" in check.detail and "blank DEBUG" in check.detail
+    assert "missing: DB_PASSWORD" in check.detail and "blank: DEBUG" in check.detail
     assert doctor.check_env_file(tmp_path / "absent", sample).verdict == "fail"
 
 
@@ -98,3 +98,16 @@ def test_env_check_reports_drift():
     assert report.missing == []
     assert report.problems("dev") == ["blank: DEBUG"]
     assert report.problems("prod") == ["blank: DEBUG", "placeholder: SECRET_KEY"]
+
+
+def test_an_address_this_host_cannot_bind_is_a_warning_not_a_crash():
+    check = doctor.check_ports([("api", "::1", 1), ("db", "192.0.2.1", 5)], held_by_us=set())
+    assert check.verdict in ("warn", "fail")  # never an exception
+    assert "192.0.2.1:5" in check.detail or "in use" in check.detail
+
+
+def test_unread_keys_are_a_warning(tmp_path: Path):
+    sample = write(tmp_path / "env.sample", "DEBUG=1\n")
+    env = write(tmp_path / ".env", "DEBUG=1\nDEBGU=0\n")
+    check = doctor.check_env_file(env, sample)
+    assert (check.verdict, check.detail) == ("warn", "not read by anything: DEBGU")
