@@ -125,10 +125,6 @@ def write_private(path: Path, content: str) -> None:
         raise
 
 
-def mask_value(key: str, value: str) -> str:
-    return "****" if is_secret(key) and value else value
-
-
 def mask_text(text: str, values: dict[str, str]) -> str:
     """Replace every secret value that appears in `text` (a command line, a config dump)."""
     for key, value in values.items():

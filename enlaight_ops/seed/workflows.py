@@ -241,7 +241,8 @@ def parse_cli_json(text: str) -> list[dict[str, Any]]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SeedError(f"n8n exported something that is not JSON: {text[:200]}") from exc
+        # Never echo the text: a credentials export holds decrypted secrets.
+        raise SeedError(f"n8n's export is not JSON ({len(text)} characters, {exc.msg} at {exc.pos})") from None
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):

@@ -102,3 +102,10 @@ def test_docker_ps_lines_captured_from_a_real_engine():
     assert starting[0].health == "starting"
     looping = parse_docker_ps_output("api\tp-api-1\trestarting\tRestarting (2) 1 second ago\n")
     assert (looping[0].state, looping[0].exit_code) == ("restarting", 2)
+
+
+def test_compose_errors_never_show_a_secret_from_the_env_files(tmp_path: Path):
+    (tmp_path / ".env").write_text("MYSQL_ROOT_PASSWORD=Sup3rS3cretValue\nDEBUG=1\n")
+    compose = Compose(load_settings({}, root=tmp_path))
+    shown = compose.mask("error: mysqladmin -pSup3rS3cretValue failed; DEBUG=1")
+    assert "Sup3rS3cretValue" not in shown and "DEBUG=1" in shown
