@@ -50,6 +50,8 @@ def create_backup(
             parts = run_parallel(jobs, board, target.processes)
             _seal(partial, compose, parts, started_at, time.monotonic() - started)
             final = directory / name
+            # The PID file goes last: until the rename, it tells a concurrent backup this set is still alive.
+            (partial / PID_FILE).unlink()
             partial.rename(final)
             _fsync_dir(directory)
     except KeyboardInterrupt:
@@ -68,7 +70,7 @@ def create_backup(
     size = sum(p.stat().st_size for p in final.iterdir())
     ui.success(f"backup {name}: {m.human_size(size)} in {time.monotonic() - started:.1f}s ({final})")
     if keep is not None:
-        apply_retention(directory, keep)
+        apply_retention(directory, keep, compose.settings.env)
     return final
 
 
@@ -107,7 +109,6 @@ def _job(component: Component, target: Target, partial: Path, board: Board):
 
 def _seal(partial: Path, compose: Compose, parts: dict[str, dict[str, Any]], started_at: datetime, took: float):
     """manifest.json, then SHA256SUMS (last: its presence is what makes a set complete)."""
-    (partial / PID_FILE).unlink()
     digests: dict[str, str] = {}
     for part in parts.values():
         digests.update(part.pop("checksums"))

@@ -13,12 +13,17 @@ from .manifest import SetError
 PID_FILE = "PID"
 
 
-def resolve_set(directory: Path, reference: str) -> Path:
-    """A set by name (in the backup directory) or by path; `latest` is the newest complete set."""
+def of_env(sets: list[m.SetInfo], env: str | None) -> list[m.SetInfo]:
+    """Sets are named `<UTC time>-<env>`: dev and prod may share a directory, and never pick each other's."""
+    return list(sets) if env is None else [s for s in sets if s.name.removesuffix(m.PARTIAL_SUFFIX).endswith(f"-{env}")]
+
+
+def resolve_set(directory: Path, reference: str, env: str | None = None) -> Path:
+    """A set by name (in the backup directory) or by path; `latest` is the newest complete set of `env`."""
     if reference == "latest":
-        complete = [s for s in m.scan_sets(directory) if s.complete]
+        complete = [s for s in of_env(m.scan_sets(directory), env) if s.complete]
         if not complete:
-            raise SetError(f"no complete set in {directory}: run `invoke backup` first")
+            raise SetError(f"no complete {env or ''} set in {directory}: run `invoke backup` first")
         return complete[0].path
     candidate = Path(reference)
     if candidate.is_dir():
@@ -46,8 +51,9 @@ def show_sets(directory: Path) -> list[m.SetInfo]:
     return sets
 
 
-def apply_retention(directory: Path, keep: int) -> list[m.SetInfo]:
-    doomed = m.sets_to_remove(m.scan_sets(directory), keep)
+def apply_retention(directory: Path, keep: int, env: str | None = None) -> list[m.SetInfo]:
+    """--keep N counts the sets of this environment only: a prod backup never removes dev sets, nor the reverse."""
+    doomed = m.sets_to_remove(of_env(m.scan_sets(directory), env), keep)
     for s in doomed:
         ui.info(f"--keep {keep}: removing {s.name}")
         shutil.rmtree(s.path)

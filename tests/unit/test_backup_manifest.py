@@ -168,3 +168,16 @@ def test_counts_taken_before_and_after_become_ranges_when_writers_ran():
     assert m.compare_counts(merged, {"a.t": 5, "a.u": 2, "a.new": 2}) == []
     problems = m.compare_counts(merged, {"a.t": 4, "a.u": 9})
     assert problems == ["a.t: 4 rows, the backup has 5", "a.u: 9 rows, the backup saw 1..3"]
+
+
+def test_latest_and_retention_stay_within_one_environment(tmp_path: Path):
+    from enlaight_ops.backup.sets import of_env
+
+    sets = [
+        m.SetInfo("20261127T100000Z-prod", tmp_path / "a", None, True, False, 1, ()),
+        m.SetInfo("20261127T090000Z-dev", tmp_path / "b", None, True, False, 1, ()),
+        m.SetInfo(".20261127T110000Z-dev.partial", tmp_path / "c", None, False, False, 1, ()),
+    ]
+    assert [s.name for s in of_env(sets, "dev")] == ["20261127T090000Z-dev", ".20261127T110000Z-dev.partial"]
+    assert [s.name for s in of_env(sets, "prod")] == ["20261127T100000Z-prod"]
+    assert len(of_env(sets, None)) == 3
