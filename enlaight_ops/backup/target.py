@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,13 +64,30 @@ class Component(Protocol):
     def counts(self, target: Target) -> dict[str, int]: ...
 
 
+@contextlib.contextmanager
+def _supervised(target: Target, process: subprocess.Popen, what: str, err: Any) -> Iterator[None]:
+    """Around a pump: on any error kill and reap the command; afterwards fail with its last words if it failed."""
+    try:
+        yield
+        returncode = process.wait()
+    except BaseException:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        raise
+    finally:
+        target.processes.done(process)
+    if returncode != 0:
+        raise ComponentFailed(f"{what} exited {returncode}: {tail_of(err)}")
+
+
 def dump_to_file(
     target: Target, argv: list[str], path: Path, what: str, *, compress: bool, progress: Progress, tap=None
 ) -> WrittenFile:
     """Run a command whose stdout is a dump and stream it to `path`; fail with the command's last words."""
     with stderr_file() as err:
         process = target.processes.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-        try:
+        with _supervised(target, process, what, err):
             assert process.stdout is not None
             written = pump_to_file(
                 process.stdout,
@@ -80,16 +97,6 @@ def dump_to_file(
                 cancelled=target.processes.cancelled,
                 tap=tap,
             )
-            returncode = process.wait()
-        except BaseException:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            raise
-        finally:
-            target.processes.done(process)
-        if returncode != 0:
-            raise ComponentFailed(f"{what} exited {returncode}: {tail_of(err)}")
         return written
 
 
@@ -99,7 +106,7 @@ def load_from_file(
     """Feed a set file into a command's stdin (a restore); fail with the command's last words."""
     with stderr_file() as err:
         process = target.processes.start(argv, stdin=subprocess.PIPE, stdout=err, stderr=err)
-        try:
+        with _supervised(target, process, what, err):
             assert process.stdin is not None
             # BrokenPipeError: the command stopped reading; its exit status and stderr say why.
             with contextlib.suppress(BrokenPipeError):
@@ -111,13 +118,3 @@ def load_from_file(
                     on_progress=lambda raw: progress(raw, raw),
                     cancelled=target.processes.cancelled,
                 )
-            returncode = process.wait()
-        except BaseException:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            raise
-        finally:
-            target.processes.done(process)
-        if returncode != 0:
-            raise ComponentFailed(f"{what} exited {returncode}: {tail_of(err)}")

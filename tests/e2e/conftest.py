@@ -154,22 +154,22 @@ def _make_stack(tmp_path_factory, local_images_env: Path | None, name: str) -> S
     return Stack(root=root, project=project, ports=ports, env=env)
 
 
-@pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory, local_images_env) -> Iterator[Stack]:
-    stack = _make_stack(tmp_path_factory, local_images_env, "dev")
-    try:
-        yield stack
-    finally:
-        stack.teardown()
+def _stack_fixture(name: str):
+    """One module-scoped stack per test module, torn down (volumes included) even when a test fails."""
+
+    @pytest.fixture(scope="module", name=f"{name}_stack")
+    def stack_fixture(tmp_path_factory, local_images_env) -> Iterator[Stack]:
+        stack = _make_stack(tmp_path_factory, local_images_env, name)
+        try:
+            yield stack
+        finally:
+            stack.teardown()
+
+    return stack_fixture
 
 
-@pytest.fixture(scope="module")
-def prod_stack(tmp_path_factory, local_images_env) -> Iterator[Stack]:
-    stack = _make_stack(tmp_path_factory, local_images_env, "prod")
-    try:
-        yield stack
-    finally:
-        stack.teardown()
+dev_stack = _stack_fixture("dev")
+prod_stack = _stack_fixture("prod")
 
 
 def image_available(variable: str, default: str, stack: Stack) -> bool:
