@@ -497,19 +497,20 @@ backup.add_task(backup_verify, name="verify")
     help={
         "service": "build only these local images (e.g. -s mysql); repeatable",
         "force": "rebuild even when an image is up to date",
-        "trust_host_ca": "copy this host's CA bundle into the images (TLS-intercepting proxies)",
-        "ca_bundle": "a CA bundle file to trust inside the images (implies --trust-host-ca)",
+        "trust_host_ca": "trust this host's CA bundle inside the images (default when it has one; TLS-intercepting "
+        "proxies need it); --no-trust-host-ca builds without it",
+        "ca_bundle": "a CA bundle file to trust inside the images instead of the host's",
         "env_file": "where to write the image overrides (default: local-images.env beside tasks.py)",
     },
 )
 @toolkit_task
-def images_local(c, service=None, force=False, trust_host_ca=False, ca_bundle=None, env_file=None):
+def images_local(c, service=None, force=False, trust_host_ca=True, ca_bundle=None, env_file=None):
     """Build registry-free local equivalents of every third-party image and point the stack at them."""
     from enlaight_ops import local_images
 
     settings = _settings(c, prod=False)
     check_prerequisites(settings, need_daemon=True)
-    bundle = Path(ca_bundle) if ca_bundle else (local_images.HOST_CA_BUNDLE if trust_host_ca else None)
+    bundle = Path(ca_bundle) if ca_bundle else (local_images.default_ca_bundle() if trust_host_ca else None)
     if bundle is not None and not bundle.is_file():
         raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")
     target = Path(env_file) if env_file else settings.root / LOCAL_IMAGES_ENV_FILE

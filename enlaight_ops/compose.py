@@ -143,6 +143,16 @@ class Compose:
         """The merged, interpolated configuration; Compose's own error when a file is invalid."""
         return json.loads(self.run("config", "--format", "json", capture=True).stdout)
 
+    @cached_property
+    def raw_config(self) -> dict[str, Any]:
+        """The merged configuration before interpolation: which variable (`${MYSQL_IMAGE:-...}`) sets a value."""
+        return json.loads(self.run("config", "--no-interpolate", "--format", "json", capture=True).stdout)
+
+    def reload(self) -> None:
+        """Forget the parsed configuration: an env file changed (the image policy wrote local-images.env)."""
+        for name in ("config", "raw_config"):
+            self.__dict__.pop(name, None)
+
     @property
     def services(self) -> list[str]:
         return sorted(self.config.get("services", {}))

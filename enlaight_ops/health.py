@@ -7,6 +7,7 @@ tests feed them states captured from a real engine.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -90,7 +91,7 @@ def judge_stack(
             if creating:
                 verdicts.append(ServiceVerdict(service, "waiting", "no container yet"))
             else:
-                verdicts.append(ServiceVerdict(service, "failed", "no container: it was never created (invoke start)"))
+                verdicts.append(ServiceVerdict(service, "failed", NEVER_CREATED))
         else:
             verdict = judge_container(container, one_shot=service in one_shots)
             leftover = container.state == "created" or (
@@ -107,6 +108,38 @@ def judge_stack(
     statuses = {v.status for v in verdicts}
     overall: Status = "failed" if "failed" in statuses else "waiting" if "waiting" in statuses else "ready"
     return StackVerdict(overall, tuple(verdicts))
+
+
+NEVER_CREATED = "no container: it was never created (invoke start)"
+
+
+def root_failures(verdict: StackVerdict, config: Mapping[str, Any]) -> tuple[list[ServiceVerdict], list[str]]:
+    """The failed services to explain (none of their dependencies failed), and those that only waited on them.
+
+    A database that never became healthy leaves every service above it uncreated: lead with the database.
+    """
+    failed = {v.service for v in verdict.failed}
+    services = config.get("services", {})
+
+    def failed_dependency(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        for dep in services.get(name, {}).get("depends_on") or {}:
+            if dep not in seen and (dep in failed or failed_dependency(dep, seen | {name})):
+                return True
+        return False
+
+    roots = [v for v in verdict.failed if not failed_dependency(v.service)]
+    blocked = [v.service for v in verdict.failed if v not in roots and v.reason == NEVER_CREATED]
+    roots += [v for v in verdict.failed if v not in roots and v.service not in blocked]
+    return roots, blocked
+
+
+_UP_ERROR = re.compile(r"error|failed|didn't complete|is unhealthy|cannot|denied", re.IGNORECASE)
+
+
+def up_failure_line(output: str) -> str | None:
+    """The line of `compose up`'s output that says why it stopped (its last error line), if any."""
+    lines = [line.strip() for line in output.splitlines() if _UP_ERROR.search(line)]
+    return lines[-1][:300] if lines else None
 
 
 def wait_for_stack(

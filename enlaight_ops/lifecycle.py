@@ -9,13 +9,23 @@ from collections.abc import Sequence
 from . import ui
 from .compose import Compose
 from .errors import Interrupted, ToolkitError
-from .health import ServiceVerdict, StackVerdict, diagnose, wait_for_stack
+from .health import (
+    NEVER_CREATED,
+    ServiceVerdict,
+    StackVerdict,
+    diagnose,
+    root_failures,
+    up_failure_line,
+    wait_for_stack,
+)
+from .image_policy import ensure_images, last_line
 from .progress import reporter
 
 LOG_LINES_ON_FAILURE = 30
 
 
 def start(compose: Compose, services: Sequence[str], *, build: bool, wait: bool, timeout: float) -> StackVerdict | None:
+    ensure_images(compose, expected_services(compose, services), build=build, log=ui.info)
     if build:
         ui.info("building images")
         compose.run("build", *_buildable(compose, services))
@@ -35,13 +45,13 @@ def start(compose: Compose, services: Sequence[str], *, build: bool, wait: bool,
             returncode = process.wait()
         finally:
             _stop(process)  # Ctrl-C, or any error: never leave `compose up` running behind us
-        if returncode != 0:
-            up_output.seek(0)
-            ui.err.print(compose.mask(up_output.read().rstrip()), markup=False, highlight=False)
-            if verdict is None or verdict.status == "ready":
-                raise ToolkitError(f"docker compose up failed (exit {returncode}): see its output above")
+        up_output.seek(0)
+        up_text = compose.mask(up_output.read().rstrip()) if returncode != 0 else ""
+    if returncode != 0 and (verdict is None or verdict.status == "ready"):
+        ui.err.print(up_text, markup=False, highlight=False)
+        raise ToolkitError(f"docker compose up failed (exit {returncode}): {up_failure_line(up_text) or 'see above'}")
     if verdict is not None:
-        _finish(compose, verdict)
+        _finish(compose, verdict, up_text)
     else:
         ui.success("containers started (not waiting for healthy: --no-wait)")
     return verdict
@@ -101,14 +111,24 @@ def expected_services(compose: Compose, services: Sequence[str]) -> list[str]:
     return sorted(selected)
 
 
-def _finish(compose: Compose, verdict: StackVerdict) -> None:
+def _finish(compose: Compose, verdict: StackVerdict, up_output: str = "") -> None:
+    """Explain the failures that caused the others (first failing node of the dependency graph), in that order."""
     if verdict.status == "ready":
         ui.success("every service is ready")
         return
-    for failed in verdict.failed:
+    roots, blocked = root_failures(verdict, compose.config)
+    cause = up_failure_line(up_output)
+    for failed in roots:
+        if failed.reason == NEVER_CREATED and cause:
+            failed = ServiceVerdict(failed.service, "failed", f"not created: {cause}")
         _explain(compose, failed)
-    names = ", ".join(f.service for f in verdict.failed)
-    raise ToolkitError(f"not healthy: {names} (details above; `invoke logs -s SERVICE` for more)")
+    if up_output and not any(f.container for f in roots):
+        ui.err.print(f"docker compose up said:\n{up_output}", markup=False, highlight=False)
+    if blocked:
+        ui.info(f"not started, waiting on {', '.join(f.service for f in roots)}: {', '.join(blocked)}")
+    first = roots[0]
+    raise ToolkitError(f"not healthy: {first.service} ({first.reason}); details above, `invoke logs -s "
+                       f"{first.service}` for more")  # fmt: skip
 
 
 def _explain(compose: Compose, failed: ServiceVerdict) -> None:
@@ -122,7 +142,8 @@ def _explain(compose: Compose, failed: ServiceVerdict) -> None:
         ui.err.print(f"state {diagnosis.state}, exit code {diagnosis.exit_code}, "
                      f"OOM-killed {'yes' if diagnosis.oom_killed else 'no'}", markup=False)  # fmt: skip
         for output in diagnosis.health_log:
-            ui.err.print(f"health check: {output}", markup=False)
+            # The last line says what failed; a probe's traceback above it says nothing more to a person.
+            ui.err.print(f"health check: {last_line(output)}", markup=False)
     if logs.strip():
         ui.err.print(f"last {LOG_LINES_ON_FAILURE} log lines:", markup=False)
         ui.err.print(compose.mask(logs.rstrip()), markup=False, highlight=False)

@@ -86,6 +86,16 @@ IMAGES: tuple[LocalImage, ...] = (
 )
 
 
+def default_ca_bundle() -> Path | None:
+    """The host's CA bundle when it has one: trusting it costs nothing, and without it pip and npm fail behind a
+    TLS-intercepting proxy with messages that never mention TLS."""
+    return HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None
+
+
+# What a person waits for on a cold build (measured on 2 cores); the others take seconds.
+SLOW_IMAGES = {"n8n": "several minutes: npm installs ~1.8 GB", "superset": "a few minutes: pip installs ~1 GB"}
+
+
 # --------------------------------------------------------------------------------------------------
 # Pure logic: build order, hashes, apt sources, env file.
 # --------------------------------------------------------------------------------------------------
@@ -296,22 +306,50 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def _run_logged(argv: Sequence[str], what: str, log: Log, env: Mapping[str, str] | None = None) -> None:
-    """Run a long command with its output in a log file; on failure show the tail and raise.
+# pip hides a TLS failure behind "(from versions: none)"; npm and curl name it.
+_TLS_SYMPTOMS = (
+    "(from versions: none)", "certificate verify failed", "unable to get local issuer certificate",
+    "self signed certificate", "self_signed_cert_in_chain", "unable_to_get_issuer_cert", "sslerror",
+)  # fmt: skip
+TLS_HINT = (
+    "this looks like TLS interception (a proxy re-signing HTTPS): trust its CA with --ca-bundle PATH, or install "
+    f"it into {HOST_CA_BUNDLE} (trusted by default)"
+)
 
-    The output goes to a file, not the terminal, because builds print thousands of lines; the tail is
-    what explains a failure, and the file keeps the rest.
+
+def tls_hint(output: str) -> str | None:
+    lowered = output.lower()
+    return TLS_HINT if any(symptom in lowered for symptom in _TLS_SYMPTOMS) else None
+
+
+def _run_logged(argv: Sequence[str], what: str, log: Log, env: Mapping[str, str] | None = None) -> None:
+    """Run a long command with its output in a log file, its current step shown live; on failure show the tail.
+
+    The output goes to a file, not the terminal, because builds print thousands of lines; the step and the
+    elapsed time say it is moving, the tail explains a failure, and the file keeps the rest.
     """
+    from .progress import build_progress
+
     fd, name = tempfile.mkstemp(prefix="enlaight-images-", suffix=".log")
     log_path = Path(name)
-    with os.fdopen(fd, "w") as out:
+    with os.fdopen(fd, "w") as out, build_progress(what, log) as progress:
         try:
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+                                    errors="replace")  # fmt: skip
         except OSError as exc:
             raise LocalImagesError(f"{what}: cannot run {argv[0]}: {exc}") from exc
-    if proc.returncode != 0:
-        log(_tail(log_path))
-        raise LocalImagesError(f"{what} failed (exit {proc.returncode}); full output in {log_path}")
+        assert proc.stdout is not None  # stdout=PIPE
+        for line in proc.stdout:
+            out.write(line)
+            progress.line(line)
+        returncode = proc.wait()
+    if returncode != 0:
+        tail = _tail(log_path)
+        log(tail)
+        hint = tls_hint(tail)
+        raise LocalImagesError(
+            f"{what} failed (exit {returncode}); full output in {log_path}" + (f" - {hint}" if hint else "")
+        )
     log_path.unlink()
 
 
@@ -563,7 +601,8 @@ def build_local_images(
             continue
         started = time.monotonic()
         old_id = _image_id(image.tag)
-        log(f"images: {image.name}: building {image.tag} ...")
+        log(f"images: {image.name}: building {image.tag} ..." + (f" (a first build takes {SLOW_IMAGES[image.name]})"
+            if image.name in SLOW_IMAGES else ""))  # fmt: skip
         if image.name == "debian":
             _build_debian(image, wanted, ca_bundle, mirrors, log)
         else:

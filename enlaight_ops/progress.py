@@ -1,11 +1,15 @@
-"""How waiting looks: a live table on a terminal, one plain line per state change anywhere else (CI, pipes)."""
+"""How waiting looks: a live table (or a spinner for a build) on a terminal, plain lines anywhere else (CI, pipes)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from rich.live import Live
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -69,3 +73,59 @@ class LiveTableReporter:
 
 def reporter() -> Reporter:
     return LiveTableReporter() if ui.err.is_terminal else LineReporter()
+
+
+# -- long builds ------------------------------------------------------------------------------------------------
+
+# `Step 5/12 : RUN ...` (classic builder), `#7 [build 3/6] RUN ...` (BuildKit), `I: Retrieving ...`
+# (debootstrap: its phase, not one line per package).
+_STEP = re.compile(r"^(?:Step (\d+/\d+) : (.*)|#\d+ \[[^\]]*?(\d+/\d+)\] (.*)|I: (\w+)\b.*)$")
+
+
+def build_step(line: str) -> str | None:
+    """The step a build output line starts, as 'step 5/12: RUN npm ci', or None."""
+    match = _STEP.match(line.strip())
+    if not match:
+        return None
+    number, text = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    if number:
+        return f"step {number}: {text.strip()[:80]}"
+    return match.group(5).strip()[:80]
+
+
+class BuildProgress:
+    """On a terminal a spinner with the current step and the time elapsed; elsewhere one line per step."""
+
+    def __init__(self, what: str, log: Callable[[str], object]) -> None:
+        self._what, self._log = what, log
+        self._started = time.monotonic()
+        self._step = ""
+        self._live: Progress | None = None
+        if ui.err.is_terminal:
+            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=ui.err, transient=True)  # fmt: skip
+            self._task = self._live.add_task(what)
+            self._live.start()
+
+    def line(self, line: str) -> None:
+        step = build_step(line)
+        if step is None or step == self._step:
+            return
+        self._step = step
+        if self._live is not None:
+            self._live.update(self._task, description=f"{self._what}: {step}")
+        else:
+            self._log(f"{self._what}: {step} ({time.monotonic() - self._started:.0f}s)")
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+
+@contextlib.contextmanager
+def build_progress(what: str, log: Callable[[str], object]) -> Iterator[BuildProgress]:
+    progress = BuildProgress(what, log)
+    try:
+        yield progress
+    finally:
+        progress.close()

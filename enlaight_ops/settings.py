@@ -34,10 +34,15 @@ DEFAULTS: dict[str, Any] = {
     "wait_timeout": 300,
     # The command that runs Compose v2. Set it to a standalone v2 binary when the docker plugin is absent.
     "compose_command": "docker compose",
-    # Backups (enlaight_ops.backup): where sets go, and the image of the throwaway containers that tar volumes.
+    # Backups (enlaight_ops.backup): where sets go, and the image of the throwaway containers that tar volumes
+    # ("" = the stack's own postgres image: already on the engine, has sh and tar, never needs a pull).
     "backup_dir": "backups",
-    "tools_image": "debian:bookworm-slim",
+    "tools_image": "",
+    # Where images come from: auto (present, else pulled, else built locally when no registry answers),
+    # registry (always pull, never build locally), local (never pull: build registry-free images).
+    "images": "auto",
 }
+IMAGE_POLICIES = ("auto", "registry", "local")
 
 # Compose's own rule for project names.
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -51,6 +56,7 @@ class StackSettings:
     env_files: tuple[Path, ...]
     compose_command: tuple[str, ...]
     wait_timeout: float
+    images: str = "auto"
 
     @property
     def compose_files(self) -> tuple[Path, ...]:
@@ -59,6 +65,10 @@ class StackSettings:
     @property
     def primary_env_file(self) -> Path:
         return self.env_files[0]
+
+    @property
+    def local_images_env_file(self) -> Path:
+        return self.root / LOCAL_IMAGES_ENV_FILE
 
     def describe(self) -> str:
         files = " + ".join(f.name for f in self.compose_files)
@@ -84,11 +94,13 @@ def load_settings(
             f"invalid project name {project!r}: use lowercase letters, digits, '-' and '_' (enlaight.project)"
         )
 
-    env_file = _resolve(root, str(values["env_file"]))
-    env_files = [env_file]
-    local_images = root / LOCAL_IMAGES_ENV_FILE
-    if local_images.is_file():
-        env_files.append(local_images)
+    images = str(values["images"])
+    if images not in IMAGE_POLICIES:
+        raise UsageError(f"unknown image policy {images!r}: use one of {', '.join(IMAGE_POLICIES)} (enlaight.images)")
+
+    # local-images.env is listed even before it exists: the image policy may write it during `start`, and
+    # every reader skips an env file that is not there.
+    env_files = [_resolve(root, str(values["env_file"])), root / LOCAL_IMAGES_ENV_FILE]
 
     compose_command = tuple(shlex.split(str(values["compose_command"])))
     return StackSettings(
@@ -98,6 +110,7 @@ def load_settings(
         env_files=tuple(env_files),
         compose_command=compose_command,
         wait_timeout=float(values["wait_timeout"]),
+        images=images,
     )
 
 

@@ -13,6 +13,9 @@ from ..compose import Compose
 from .streams import ComponentFailed, Processes, WrittenFile, pump_from_file, pump_to_file, stderr_file, tail_of
 
 Progress = Callable[[int, int], None]  # raw bytes, bytes written
+# Whose image the throwaway volume containers run when enlaight.tools_image is not set: an image the stack
+# already has on this engine (so nothing is pulled, registry or not), with sh and tar in it.
+TOOLS_SERVICE = "postgres"
 
 
 @dataclass
@@ -34,6 +37,10 @@ class Target:
 
     def image(self, service: str) -> str:
         return str(self.service_config(service).get("image") or "")
+
+    @property
+    def volume_tools_image(self) -> str:
+        return self.tools_image or self.image(TOOLS_SERVICE)
 
     def volume_name(self, key: str) -> str:
         volume = self.compose.config.get("volumes", {}).get(key) or {}

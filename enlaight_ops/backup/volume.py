@@ -1,7 +1,7 @@
 """Named volumes that hold state outside the databases (n8n's data with its encryption key, Superset's home).
 
-Each is read and written by a throwaway container (`enlaight.tools_image`, any image with tar and sh) that mounts
-the volume, so the service owning it need not run, or even have its image on this host.
+Each is read and written by a throwaway container that mounts the volume (`enlaight.tools_image`, by default the
+stack's own postgres image: already on this engine, with sh and tar), so the service owning it need not run.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def docker_run_argv(target: Target, volume: str, *command: str, read_only: bool,
         f"enlaight.backup.project={target.project}",
         "--volume",
         mount,
-        target.tools_image,
+        target.volume_tools_image,
         *command,
     ]
 

@@ -24,7 +24,6 @@ from enlaight_ops.settings import load_settings
 from .conftest import Stack, _make_stack
 
 STARTED = ["-s", "backend", "-s", "postgres"]
-TOOLS_IMAGE = "enlaight-local/debian:bookworm"
 STATE_VOLUMES = ("n8n_data", "superset_home")
 SET_NAME = re.compile(r"backup (\d{8}T\d{6}Z-[a-z]+(?:-\d+)?):")
 
@@ -51,9 +50,8 @@ VOLUME_SNAPSHOT = "cd /volume && find . -type f -exec sha256sum {} + | sort && f
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, local_images_env) -> Iterator[Stack]:
+    # No tools image set: the volume helpers must run in an image the stack already has, as for a user.
     stack = _make_stack(tmp_path_factory, local_images_env, "backup")
-    if subprocess.run(["docker", "image", "inspect", TOOLS_IMAGE], capture_output=True).returncode == 0:
-        stack.env["INVOKE_ENLAIGHT_TOOLS_IMAGE"] = TOOLS_IMAGE
     try:
         yield stack
     finally:
@@ -76,7 +74,8 @@ def volume_name(stack: Stack, key: str) -> str:
 
 
 def in_volume(stack: Stack, key: str, script: str) -> str:
-    argv = ["docker", "run", "--rm", "-v", f"{volume_name(stack, key)}:/volume", TOOLS_IMAGE, "sh", "-c", script]
+    image = compose(stack).config["services"]["postgres"]["image"]  # the test reads volumes as the toolkit does
+    argv = ["docker", "run", "--rm", "-v", f"{volume_name(stack, key)}:/volume", image, "sh", "-c", script]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
 

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from enlaight_ops.compose import ContainerState
-from enlaight_ops.health import hint_for, judge_container, judge_stack, one_shot_services
+from enlaight_ops.health import (
+    NEVER_CREATED,
+    ServiceVerdict,
+    StackVerdict,
+    hint_for,
+    judge_container,
+    judge_stack,
+    one_shot_services,
+    root_failures,
+    up_failure_line,
+)
 
 
 def state(service, state, health="", exit_code=0):
@@ -85,3 +95,36 @@ def test_a_one_shot_that_failed_last_time_is_not_judged_before_up_reruns_it():
     containers = [state("init", "exited", exit_code=1)]
     assert judge_stack(containers, ["init"], {"init"}, creating=True).status == "waiting"
     assert judge_stack(containers, ["init"], {"init"}, creating=False).status == "failed"
+
+
+def test_the_first_failing_node_leads_and_what_waited_on_it_is_one_list():
+    config = {
+        "services": {
+            "frontend": {"depends_on": {"backend": {}}},
+            "backend": {"depends_on": {"mysql": {}, "redis": {}}},
+            "mysql": {},
+            "redis": {},
+        }
+    }
+    verdict = StackVerdict(
+        "failed",
+        (
+            ServiceVerdict("backend", "failed", NEVER_CREATED),
+            ServiceVerdict("frontend", "failed", NEVER_CREATED),
+            ServiceVerdict("mysql", "failed", "unhealthy", "p-mysql-1"),
+            ServiceVerdict("redis", "ready", "healthy", "p-redis-1"),
+        ),
+    )
+    roots, blocked = root_failures(verdict, config)
+    assert [r.service for r in roots] == ["mysql"]
+    assert blocked == ["backend", "frontend"]
+
+
+def test_up_failure_line_is_the_last_error_compose_printed():
+    output = (
+        " Network p_internal  Created\n"
+        " Container p-mysql-1  Error\n"
+        "dependency failed to start: container p-mysql-1 is unhealthy\n"
+    )
+    assert up_failure_line(output) == "dependency failed to start: container p-mysql-1 is unhealthy"
+    assert up_failure_line(" Container p-redis-1  Started\n") is None
