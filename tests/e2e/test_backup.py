@@ -23,6 +23,8 @@ from enlaight_ops.settings import load_settings
 
 from .conftest import Stack, _make_stack
 
+# For speed: backend and postgres (with MySQL and Redis under them) hold every database a set has; the volumes are
+# made as Compose would. The whole stack, as a user starts it, is backed up and restored in test_journey.py.
 STARTED = ["-s", "backend", "-s", "postgres"]
 STATE_VOLUMES = ("n8n_data", "superset_home")
 SET_NAME = re.compile(r"backup (\d{8}T\d{6}Z-[a-z]+(?:-\d+)?):")
