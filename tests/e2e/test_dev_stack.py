@@ -12,6 +12,8 @@ import requests
 
 from .conftest import CORE_SERVICES, Stack, poll
 
+# For speed: what these tests use (HTTP, mail, restart, hot reload). The whole stack, as a user starts it, is
+# started by test_journey.py.
 STARTED = ["-s", "frontend", "-s", "backend", "-s", "postgres", "-s", "smtp"]
 
 

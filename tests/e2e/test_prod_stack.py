@@ -11,6 +11,7 @@ GIB = 1024**3
 
 def test_prod_starts_with_limits_and_hardening(prod_stack: Stack):
     prod_stack.invoke("env")
+    # For speed: the front end and the backend (with MySQL and Redis) carry the limits and hardening checked here.
     result = prod_stack.invoke("start", "--prod", "--build", "-s", "frontend", "-s", "backend")
     assert "env prod" in result.stderr
 
