@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import inspect
 import json
 import shlex
 import sys
@@ -30,6 +31,21 @@ from enlaight_ops.settings import DEFAULTS, LOCAL_IMAGES_ENV_FILE, StackSettings
 # The stack is the directory holding this file, so a copy of the project (a test run) drives its own files.
 STACK_ROOT = Path(__file__).resolve().parent
 SERVICE_HELP = "a service of the stack; repeat for several (-s backend -s frontend)"
+
+
+PROD_HELP = "act on production (base + docker-compose.prod.yml) instead of development"
+
+
+def stack_task(*, help: dict[str, str] | None = None, **task_options: Any) -> Callable[..., Any]:
+    """@task with the toolkit's error handling and, for a task with `prod`, the one shared `--prod` help."""
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        helps = dict(help or {})
+        if "prod" in inspect.signature(func).parameters:
+            helps.setdefault("prod", PROD_HELP)
+        return task(help=helps, **task_options)(toolkit_task(func))
+
+    return decorate
 
 
 def toolkit_task(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,8 +85,7 @@ def _ensure_env_file(settings: StackSettings) -> None:
 
 
 def _sync_env(settings: StackSettings) -> None:
-    sample = settings.root / "env.sample"
-    report = envfile.sync_env_file(sample, settings.primary_env_file)
+    report = envfile.sync_env_file(settings.sample_file, settings.primary_env_file)
     name = settings.primary_env_file.name
     if report.created:
         ui.success(f"created {name} (mode 0600)")
@@ -87,8 +102,7 @@ def _sync_env(settings: StackSettings) -> None:
 # -- tasks ------------------------------------------------------------------------------------------------------
 
 
-@task(help={"check": "only report drift: missing, blank, placeholder and unread keys", "prod": "check for production"})
-@toolkit_task
+@stack_task(help={"check": "only report drift: missing, blank, placeholder and unread keys"})
 def env(c, check=False, prod=False):
     """Create or complete .env from env.sample (secrets generated, values kept); --check reports drift instead."""
     settings = _settings(c, prod)
@@ -100,7 +114,7 @@ def env(c, check=False, prod=False):
     compose_texts = [f.read_text() for f in settings.compose_files]
     report = envfile.check_env(
         envfile.parse_env(settings.primary_env_file.read_text()),
-        envfile.parse_env((settings.root / "env.sample").read_text()),
+        envfile.parse_env(settings.sample_file.read_text()),
         envfile.referenced_variables(*compose_texts),
     )
     for line in report.warnings(settings.env):
@@ -114,16 +128,14 @@ def env(c, check=False, prod=False):
     ui.success(f"{settings.primary_env_file.name} matches env.sample for {settings.env}")
 
 
-@task(
+@stack_task(
     iterable=["service"],
     help={
         "service": SERVICE_HELP,
         "no_cache": "build without the layer cache",
         "pull": "also try to pull newer base images",
-        "prod": "build the production targets",
     },
 )
-@toolkit_task
 def build(c, service=None, no_cache=False, pull=False, prod=False):
     """Build the stack's own images (backend, frontend, superset)."""
     compose = _stack(c, prod)
@@ -133,17 +145,15 @@ def build(c, service=None, no_cache=False, pull=False, prod=False):
     compose.run(*args, *services)
 
 
-@task(
+@stack_task(
     iterable=["service"],
     help={
         "service": SERVICE_HELP + "; their dependencies start too",
         "build": "build images before starting",
         "no_wait": "return as soon as containers are created, without waiting for healthy",
         "timeout": "seconds to wait for every service to be healthy (default: enlaight.wait_timeout)",
-        "prod": "start production (base + docker-compose.prod.yml)",
     },
 )
-@toolkit_task
 def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False):
     """Start the stack (or some services) and wait until every one is healthy; say why when one is not."""
     compose = _stack(c, prod, check=False)  # the doctor's checks below cover the prerequisites
@@ -159,16 +169,14 @@ def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False)
     )
 
 
-@task(
+@stack_task(
     iterable=["service"],
     help={
         "service": SERVICE_HELP,
         "timeout": "seconds to wait (default: enlaight.wait_timeout)",
         "json": "print the final states as JSON",
-        "prod": "use production settings",
     },
 )
-@toolkit_task
 def wait(c, service=None, timeout=None, json_=False, prod=False):
     """Wait until the running stack (or some services) is healthy; exit non-zero with diagnostics if not."""
     compose = _stack(c, prod, announce=not json_)
@@ -181,22 +189,19 @@ def wait(c, service=None, timeout=None, json_=False, prod=False):
     return verdict
 
 
-@task(iterable=["service"], help={"service": SERVICE_HELP, "prod": "use production settings"})
-@toolkit_task
+@stack_task(iterable=["service"], help={"service": SERVICE_HELP})
 def stop(c, service=None, prod=False):
     """Stop containers, keeping them and every volume (start again with `invoke start`)."""
     compose = _stack(c, prod)
     compose.run("stop", *compose.validate_services(service or []))
 
 
-@task(
+@stack_task(
     help={
         "volumes": "also delete the stack's named volumes: ALL DATA of this project (asks first)",
         "yes": "do not ask before deleting volumes",
-        "prod": "use production settings",
     }
 )
-@toolkit_task
 def down(c, volumes=False, yes=False, prod=False):
     """Remove the stack's containers and networks; volumes (data) stay unless --volumes."""
     compose = _stack(c, prod)
@@ -210,8 +215,7 @@ def down(c, volumes=False, yes=False, prod=False):
     compose.run(*args)
 
 
-@task(iterable=["service"], help={"service": SERVICE_HELP, "prod": "use production settings"})
-@toolkit_task
+@stack_task(iterable=["service"], help={"service": SERVICE_HELP})
 def restart(c, service=None, prod=False):
     """Restart services (all when none is given) and wait until they are healthy again."""
     compose = _stack(c, prod)
@@ -220,8 +224,7 @@ def restart(c, service=None, prod=False):
     lifecycle.wait(compose, services, timeout=compose.settings.wait_timeout)
 
 
-@task(help={"json": "print machine-readable JSON instead of a table", "prod": "use production settings"})
-@toolkit_task
+@stack_task(help={"json": "print machine-readable JSON instead of a table"})
 def ps(c, json_=False, prod=False):
     """Show every container of the stack: state, health, exit code."""
     compose = _stack(c, prod, announce=not json_)
@@ -236,17 +239,15 @@ def ps(c, json_=False, prod=False):
     )
 
 
-@task(
+@stack_task(
     iterable=["service"],
     help={
         "service": SERVICE_HELP,
         "follow": "keep printing new lines",
         "tail": "number of lines to show from the end of each log",
         "since": "only lines since a time (2026-01-02T15:04:05) or a duration (10m)",
-        "prod": "use production settings",
     },
 )
-@toolkit_task
 def logs(c, service=None, follow=False, tail=None, since=None, prod=False):
     """Print service logs."""
     compose = _stack(c, prod)
@@ -260,8 +261,7 @@ def logs(c, service=None, follow=False, tail=None, since=None, prod=False):
     compose.run(*args, *compose.validate_services(service or []))
 
 
-@task(help={"service": "the service to open a shell in", "prod": "use production settings"})
-@toolkit_task
+@stack_task(help={"service": "the service to open a shell in"})
 def shell(c, service, prod=False):
     """Open a shell inside a running service's container."""
     compose = _stack(c, prod)
@@ -269,8 +269,7 @@ def shell(c, service, prod=False):
     compose.run("exec", *_tty_flag(), service, "sh")
 
 
-@task(help={"prod": "use production settings"})
-@toolkit_task
+@stack_task()
 def manage(c, prod=False):
     """Run Django's manage.py in the backend: invoke manage -- migrate --plan"""
     args = _remainder_args(c)
@@ -280,8 +279,7 @@ def manage(c, prod=False):
     compose.run("exec", *_tty_flag(), "backend", "python", "manage.py", *args)
 
 
-@task(help={"json": "print the checks as JSON", "prod": "check the production setup"})
-@toolkit_task
+@stack_task(help={"json": "print the checks as JSON"})
 def doctor(c, json_=False, prod=False):
     """Check the host, the engine, Compose, ports, .env and the compose config; a fix for each problem."""
     settings = _settings(c, prod)
@@ -305,17 +303,15 @@ def _preflight(compose: Compose, services: list[str]) -> None:
         raise ToolkitError(f"{check.name}: {check.detail} - {check.fix} (`invoke doctor` shows every check)")
 
 
-@task(
+@stack_task(
     help={
         "dry_run": "list exactly what would be removed, remove nothing",
         "images": "also remove images this project built that no remaining container uses",
         "build_cache": "also remove this project's untagged leftover images from earlier builds",
         "volumes": "also remove this project's volumes: ALL ITS DATA (shows sizes, asks first)",
         "yes": "do not ask before removing volumes",
-        "prod": "use production settings",
     }
 )
-@toolkit_task
 def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=False, prod=False):
     """Remove this stack's stopped containers and unused networks (and, asked, images, leftovers, volumes)."""
     settings = _settings(c, prod)
@@ -368,7 +364,7 @@ def _confirm(question: str) -> bool:
 # -- seed -----------------------------------------------------------------------------------------------------
 
 
-@task(
+@stack_task(
     iterable=["only"],
     # No short flags: -s means --service in every other task, and must not silently mean --strict here.
     auto_shortflags=False,
@@ -377,10 +373,8 @@ def _confirm(question: str) -> bool:
         "reset": "delete the sample data (only it) and seed again; asks first",
         "strict": "fail, before changing anything, when a step's service is not running (default: skip it)",
         "yes": "do not ask before --reset",
-        "prod": "use production settings",
     },
 )
-@toolkit_task
 def seed(c, only=None, reset=False, strict=False, yes=False, prod=False):
     """Seed the running stack: admin and sample data, n8n knowledge-base workflows; a second run creates nothing."""
     from enlaight_ops import seed as seeding
@@ -408,78 +402,66 @@ def seed(c, only=None, reset=False, strict=False, yes=False, prod=False):
 # -- backup and restore -----------------------------------------------------------------------------------------
 
 
-def _backup_dir(c: Any, settings: StackSettings, to: str | None) -> Path:
-    directory = Path(to or c.config.enlaight.get("backup_dir", DEFAULTS["backup_dir"]))
-    return directory if directory.is_absolute() else settings.root / directory
+def _backup_dir(settings: StackSettings, to: str | None) -> Path:
+    return settings.path(to) if to else settings.backup_dir
 
 
-def _tools_image(c: Any) -> str:
-    return str(c.config.enlaight.get("tools_image", DEFAULTS["tools_image"]))
-
-
-@task(
+@stack_task(
     iterable=["service"],
     help={
         "service": "back up only this service's data (mysql, postgres, redis, n8n, superset); repeatable",
         "to": "directory for the set (default: enlaight.backup_dir, backups/ in the project)",
         "keep": "afterwards keep only the newest N sets (the newest verified set always stays)",
-        "prod": "use production settings",
     },
 )
-@toolkit_task
 def backup_create(c, service=None, to=None, keep=None, prod=False):
     """Back up every database and state volume into one timestamped, checksummed set (atomic: all or nothing)."""
     from enlaight_ops.backup import create_backup
 
     compose = _stack(c, prod)
-    create_backup(compose, services=service or [], directory=_backup_dir(c, compose.settings, to),
-                  tools_image=_tools_image(c), keep=int(keep) if keep is not None else None)  # fmt: skip
+    create_backup(compose, services=service or [], directory=_backup_dir(compose.settings, to),
+                  tools_image=compose.settings.tools_image, keep=int(keep) if keep is not None else None)  # fmt: skip
 
 
-@task(help={"to": "the backup directory (default: enlaight.backup_dir)", "prod": "use production settings"})
-@toolkit_task
+@stack_task(help={"to": "the backup directory (default: enlaight.backup_dir)"})
 def backup_list(c, to=None, prod=False):
     """List backup sets: time, size, components, and whether a restore drill verified them."""
     from enlaight_ops.backup import show_sets
 
-    show_sets(_backup_dir(c, _settings(c, prod), to))
+    show_sets(_backup_dir(_settings(c, prod), to))
 
 
-@task(
+@stack_task(
     help={
         "backup_set": "the set's name (see backup.list), its path, or `latest`",
         "to": "the backup directory (default: enlaight.backup_dir)",
-        "prod": "use production settings",
     },
 )
-@toolkit_task
 def backup_verify(c, backup_set, to=None, prod=False):
     """Check a set's checksums, restore it into a throwaway project and compare counts; mark it verified."""
     from enlaight_ops.backup import resolve_set, verify_set
 
     compose = _stack(c, prod)
-    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set, compose.settings.env)
-    verify_set(compose, set_dir, tools_image=_tools_image(c))
+    set_dir = resolve_set(_backup_dir(compose.settings, to), backup_set, compose.settings.env)
+    verify_set(compose, set_dir, tools_image=compose.settings.tools_image)
 
 
-@task(
+@stack_task(
     iterable=["service"],
     help={
         "backup_set": "the set's name (see backup.list), its path, or `latest`",
         "service": "restore only this service's data; repeatable (the others stay untouched)",
         "yes": "do not ask before replacing data",
         "to": "the backup directory (default: enlaight.backup_dir)",
-        "prod": "use production settings",
     },
 )
-@toolkit_task
 def restore(c, backup_set, service=None, yes=False, to=None, prod=False):
     """Restore a backup set into this stack: checks it, asks, stops writers, restores, waits for healthy."""
     from enlaight_ops.backup import resolve_set, restore_set
 
     compose = _stack(c, prod)
-    set_dir = resolve_set(_backup_dir(c, compose.settings, to), backup_set, compose.settings.env)
-    restore_set(compose, set_dir, services=service or [], tools_image=_tools_image(c),
+    set_dir = resolve_set(_backup_dir(compose.settings, to), backup_set, compose.settings.env)
+    restore_set(compose, set_dir, services=service or [], tools_image=compose.settings.tools_image,
                 confirm=lambda question: yes or _confirm(question))  # fmt: skip
 
 
@@ -487,12 +469,13 @@ backup = Collection("backup")
 backup.add_task(backup_create, name="create", default=True)
 backup.add_task(backup_list, name="list")
 backup.add_task(backup_verify, name="verify")
+backup.add_task(restore, name="restore")
 
 
 # -- images ---------------------------------------------------------------------------------------------------
 
 
-@task(
+@stack_task(
     iterable=["service"],
     help={
         "service": "build only these local images (e.g. -s mysql); repeatable",
@@ -503,7 +486,6 @@ backup.add_task(backup_verify, name="verify")
         "env_file": "where to write the image overrides (default: local-images.env beside tasks.py)",
     },
 )
-@toolkit_task
 def images_local(c, service=None, force=False, trust_host_ca=True, ca_bundle=None, env_file=None):
     """Build registry-free local equivalents of every third-party image and point the stack at them."""
     from enlaight_ops import local_images

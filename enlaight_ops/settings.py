@@ -26,6 +26,7 @@ OVERLAY_FILES: dict[Environment, str] = {
 }
 # Written by `invoke images.local`; loaded after .env so its image overrides win.
 LOCAL_IMAGES_ENV_FILE = "local-images.env"
+SAMPLE_FILE = "env.sample"
 
 DEFAULTS: dict[str, Any] = {
     "project": "enlaight",
@@ -57,6 +58,8 @@ class StackSettings:
     compose_command: tuple[str, ...]
     wait_timeout: float
     images: str = "auto"
+    backup_dir: Path = Path("backups")
+    tools_image: str = ""
 
     @property
     def compose_files(self) -> tuple[Path, ...]:
@@ -69,6 +72,15 @@ class StackSettings:
     @property
     def local_images_env_file(self) -> Path:
         return self.root / LOCAL_IMAGES_ENV_FILE
+
+    @property
+    def sample_file(self) -> Path:
+        """env.sample: every key the stack reads, with its default or placeholder."""
+        return self.root / SAMPLE_FILE
+
+    def path(self, value: str | Path) -> Path:
+        """A path a person gave: relative ones are relative to the stack, not to the current directory."""
+        return _resolve(self.root, str(value))
 
     def describe(self) -> str:
         files = " + ".join(f.name for f in self.compose_files)
@@ -111,6 +123,8 @@ def load_settings(
         compose_command=compose_command,
         wait_timeout=float(values["wait_timeout"]),
         images=images,
+        backup_dir=_resolve(root, str(values["backup_dir"])),
+        tools_image=str(values["tools_image"]),
     )
 
 
