@@ -24,7 +24,6 @@ from enlaight_ops import doctor as doctor_checks
 from enlaight_ops import envfile, lifecycle, ui
 from enlaight_ops import prune as pruning
 from enlaight_ops.compose import Compose, check_prerequisites
-from enlaight_ops.engine import human_size
 from enlaight_ops.errors import ToolkitError, UsageError
 from enlaight_ops.settings import DEFAULTS, LOCAL_IMAGES_ENV_FILE, StackSettings, load_settings
 
@@ -319,14 +318,14 @@ def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=
     check_prerequisites(settings)
     inventory = pruning.inventory(settings.project, with_sizes=volumes)
     plan = pruning.plan(inventory, images=images, dangling=build_cache, volumes=volumes)
-    rows = [(r.kind, r.name, human_size(r.size) if r.size else "", "remove") for r in plan.remove]
-    rows += [(r.kind, r.name, human_size(r.size) if r.size else "", f"keep: {why}") for r, why in plan.kept]
+    rows = [(r.kind, r.name, ui.human_size(r.size) if r.size else "", "remove") for r in plan.remove]
+    rows += [(r.kind, r.name, ui.human_size(r.size) if r.size else "", f"keep: {why}") for r, why in plan.kept]
     ui.table(f"prune project {settings.project}", ["kind", "name", "size", "action"], rows)
     if not plan.remove:
         ui.success("nothing to remove")
         return
     if dry_run:
-        ui.success(f"dry run: {len(plan.remove)} object(s), {human_size(plan.reclaimable)} would be reclaimed")
+        ui.success(f"dry run: {len(plan.remove)} object(s), {ui.human_size(plan.reclaimable)} would be reclaimed")
         return
     doomed_volumes = [r for r in plan.remove if r.kind == "volume"]
     if doomed_volumes:
@@ -336,7 +335,7 @@ def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=
     failures = pruning.execute(plan, lambda r: ui.success(f"removed {r.kind} {r.name}"))
     removed = len(plan.remove) - len(failures)
     reclaimed = plan.reclaimable - sum(r.size for r, _ in failures)
-    ui.success(f"removed {removed} object(s), reclaimed {human_size(reclaimed)}")
+    ui.success(f"removed {removed} object(s), reclaimed {ui.human_size(reclaimed)}")
     if failures:
         for resource, why in failures:
             ui.error(f"could not remove {resource.kind} {resource.name}: {why}")

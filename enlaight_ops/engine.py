@@ -127,12 +127,3 @@ def parse_size(text: str) -> int:
             except ValueError:
                 return 0
     return 0
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000:
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1000
-    return f"{value:.1f}TB"

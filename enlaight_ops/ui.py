@@ -43,5 +43,14 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) 
     out.print(grid)
 
 
+def human_size(size: float) -> str:
+    """Bytes for people, in SI units: 512 B, 1.5 kB, 20.3 MB."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"  # pragma: no cover
+
+
 def is_interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()

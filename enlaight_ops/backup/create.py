@@ -19,12 +19,10 @@ from . import manifest as m
 from .components import all_components, select
 from .parallel import run_parallel, sigterm_as_interrupt
 from .progress import Board
-from .sets import apply_retention, remove_stale_partials
+from .sets import PID_FILE, apply_retention, remove_stale_partials
 from .streams import Cancelled
 from .target import Component, Target
 from .volume import Volume
-
-PID_FILE = "PID"
 
 
 def create_backup(
@@ -68,7 +66,7 @@ def create_backup(
             raise ToolkitError(f"backup failed, nothing kept: {exc.strerror or exc} ({exc.filename or ''})") from None
         raise
     size = sum(p.stat().st_size for p in final.iterdir())
-    ui.success(f"backup {name}: {m.human_size(size)} in {time.monotonic() - started:.1f}s ({final})")
+    ui.success(f"backup {name}: {ui.human_size(size)} in {time.monotonic() - started:.1f}s ({final})")
     if keep is not None:
         apply_retention(directory, keep, compose.settings.env)
     return final

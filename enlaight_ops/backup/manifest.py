@@ -233,11 +233,3 @@ def sets_to_remove(sets: Sequence[SetInfo], keep: int) -> list[SetInfo]:
     complete = sorted((s for s in sets if s.complete), key=lambda s: (s.created, s.name), reverse=True)
     newest_verified = next((s for s in complete if s.verified), None)
     return [s for s in complete[keep:] if s is not newest_verified]
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(size) < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"  # pragma: no cover

@@ -14,7 +14,7 @@ from typing import Any
 
 from .manifest import SetError, merge_counts
 from .streams import ComponentFailed, run_bytes
-from .target import Progress, Target, dump_to_file, load_from_file
+from .target import Progress, Target, dump_to_file, load_from_file, parse_counts
 
 SERVICE = "mysql"
 FILE = "mysql.sql.gz"
@@ -54,20 +54,6 @@ COMMIT;
 """  # noqa: S608 (names are escaped literals)
 
 
-def parse_counts(text: str) -> tuple[str, dict[str, int]]:
-    """`mysql --batch --skip-column-names` rows: ``@version<TAB>10.11.6-MariaDB`` then ``db.table<TAB>N``."""
-    version, counts = "", {}
-    for line in text.splitlines():
-        if "\t" not in line:
-            continue
-        key, value = line.rsplit("\t", 1)
-        if key == "@version":
-            version = value
-        elif value.isdigit():
-            counts[key] = int(value)
-    return version, counts
-
-
 class MySQL:
     name = SERVICE
     service = SERVICE
@@ -82,7 +68,7 @@ class MySQL:
     def _counts(self, target: Target, databases: Sequence[str]) -> tuple[str, dict[str, int]]:
         argv = target.exec_argv(SERVICE, CLIENT_SCRIPT, "--batch", "--skip-column-names")
         out = run_bytes(target.processes, argv, "mysql: counting rows", stdin=count_sql(databases).encode())
-        return parse_counts(out.decode("utf-8", "replace"))
+        return parse_counts(out.decode("utf-8", "replace"), "\t")
 
     def counts(self, target: Target) -> dict[str, int]:
         return self._counts(target, self.databases(target))[1]

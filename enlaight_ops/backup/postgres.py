@@ -14,7 +14,7 @@ from typing import Any
 
 from .manifest import SetError, merge_counts
 from .streams import run_bytes
-from .target import Progress, Target, dump_to_file, load_from_file
+from .target import Progress, Target, dump_to_file, load_from_file, parse_counts
 
 SERVICE = "postgres"
 FILE = "postgres.dump"
@@ -46,19 +46,6 @@ SELECT format('%s.%s|%s', table_schema, table_name,
 """
 
 
-def parse_counts(text: str) -> tuple[str, dict[str, int]]:
-    version, counts = "", {}
-    for line in text.splitlines():
-        if "|" not in line:
-            continue
-        key, value = line.rsplit("|", 1)
-        if key == "@version":
-            version = value.strip()
-        elif value.strip().isdigit():
-            counts[key] = int(value)
-    return version, counts
-
-
 def major(version: str) -> int:
     match = re.match(r"(\d+)", version)
     return int(match.group(1)) if match else 0
@@ -72,7 +59,7 @@ class Postgres:
         # One transaction: every count sees the same snapshot.
         sql = b"BEGIN ISOLATION LEVEL REPEATABLE READ;\n" + COUNT_SQL + b"COMMIT;\n"
         out = run_bytes(target.processes, target.exec_argv(SERVICE, PSQL_SCRIPT), "postgres: counting rows", stdin=sql)
-        return parse_counts(out.decode("utf-8", "replace"))
+        return parse_counts(out.decode("utf-8", "replace"), "|")
 
     def counts(self, target: Target) -> dict[str, int]:
         return self._counts(target)[1]

@@ -11,7 +11,6 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import ui
-from .manifest import human_size
 
 _PLAIN_EVERY = 10.0  # seconds between progress lines when not on a terminal
 _STYLE = {"waiting": "dim", "running": "yellow", "done": "green", "failed": "bold red", "skipped": "dim"}
@@ -56,7 +55,9 @@ class Board:
             self._last_plain = time.monotonic()
             for name, state in self._state.items():
                 if state == "running":
-                    ui.info(f"{name}: {human_size(self._raw[name])} read, {human_size(self._written[name])} written")
+                    ui.info(
+                        f"{name}: {ui.human_size(self._raw[name])} read, {ui.human_size(self._written[name])} written"
+                    )
 
     def _table(self) -> Table:
         table = Table(title=self._title, title_justify="left")
@@ -68,8 +69,8 @@ class Board:
             table.add_row(
                 name,
                 Text(self._detail[name] or state, style=_STYLE.get(state, "")),
-                human_size(self._raw[name]),
-                human_size(self._written[name]),
+                ui.human_size(self._raw[name]),
+                ui.human_size(self._written[name]),
                 f"{elapsed:.1f}s" if state != "waiting" else "",
             )
         return table

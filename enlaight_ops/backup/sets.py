@@ -46,7 +46,7 @@ def show_sets(directory: Path) -> list[m.SetInfo]:
     for s in sets:
         status = "verified" if s.verified else ("complete" if s.complete else "PARTIAL (interrupted)")
         when = s.created.strftime("%Y-%m-%d %H:%M:%S UTC") if s.created else "?"
-        rows.append((s.name, when, m.human_size(s.size), ", ".join(s.components) or "-", status))
+        rows.append((s.name, when, ui.human_size(s.size), ", ".join(s.components) or "-", status))
     ui.table(f"backup sets in {directory}", ["set", "time", "size", "components", "state"], rows)
     return sets
 

@@ -60,6 +60,21 @@ class Target:
         return any(s.service == service and s.state == "running" for s in self.compose.states())
 
 
+def parse_counts(text: str, separator: str) -> tuple[str, dict[str, int]]:
+    """A database's version and row counts from its client's rows: ``@version<sep>10.11.6`` then ``table<sep>N``
+    (MySQL's batch output separates with a tab, psql's unaligned output with ``|``)."""
+    version, counts = "", {}
+    for line in text.splitlines():
+        if separator not in line:
+            continue
+        key, value = line.rsplit(separator, 1)
+        if key == "@version":
+            version = value.strip()
+        elif value.strip().isdigit():
+            counts[key] = int(value)
+    return version, counts
+
+
 class Component(Protocol):
     name: str
     service: str  # the service whose data this is (stopped or queried during restore)

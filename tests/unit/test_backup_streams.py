@@ -11,6 +11,7 @@ import tarfile
 from enlaight_ops.backup import mysql, postgres, redis
 from enlaight_ops.backup.components import all_components, select
 from enlaight_ops.backup.streams import pump_from_file, pump_to_file, read_head
+from enlaight_ops.backup.target import parse_counts
 from enlaight_ops.backup.volume import TarStats, stateful_volumes
 
 
@@ -47,14 +48,14 @@ def test_tar_stats_count_files_and_bytes_like_tarfile(tmp_path):
 
 
 def test_mysql_counts_are_parsed_and_names_quoted():
-    version, counts = mysql.parse_counts("@version\t10.11.6-MariaDB\nenlaight.core_client\t12\nsuperset.ab_user\t0\n")
+    version, counts = parse_counts("@version\t10.11.6-MariaDB\nenlaight.core_client\t12\nsuperset.ab_user\t0\n", "\t")
     assert version == "10.11.6-MariaDB" and counts == {"enlaight.core_client": 12, "superset.ab_user": 0}
     assert mysql.sql_string("it's\\") == "'it''s\\\\'"
     assert "IN ('enlaight', 'superset')" in mysql.count_sql(["enlaight", "superset"])
 
 
 def test_postgres_counts_and_versions():
-    version, counts = postgres.parse_counts("@version|15.10 (Debian)\npublic.workflow_entity|3\npublic.odd|name|1\n")
+    version, counts = parse_counts("@version|15.10 (Debian)\npublic.workflow_entity|3\npublic.odd|name|1\n", "|")
     assert version == "15.10 (Debian)" and counts == {"public.workflow_entity": 3, "public.odd|name": 1}
     assert postgres.major("15.10 (Debian)") == 15 and postgres.major("") == 0
 
