@@ -23,7 +23,7 @@ from invoke import Collection, Exit, task
 from enlaight_ops import doctor as doctor_checks
 from enlaight_ops import envfile, lifecycle, ui
 from enlaight_ops import prune as pruning
-from enlaight_ops.compose import Compose, check_prerequisites
+from enlaight_ops.compose import Compose
 from enlaight_ops.errors import ToolkitError, UsageError
 from enlaight_ops.settings import DEFAULTS, LOCAL_IMAGES_ENV_FILE, StackSettings, load_settings
 
@@ -68,12 +68,12 @@ def _settings(c: Any, prod: bool) -> StackSettings:
     return load_settings(dict(c.config.get("enlaight", {})), prod=prod, root=STACK_ROOT)
 
 
-def _stack(c: Any, prod: bool, *, need_daemon: bool = True, announce: bool = True, check: bool = True) -> Compose:
+def _stack(c: Any, prod: bool, *, announce: bool = True) -> Compose:
+    """The stack a task acts on, once the docker CLI, the engine and Compose are known to be there."""
     settings = _settings(c, prod)
     if announce:
         ui.info(settings.describe())
-    if check:
-        check_prerequisites(settings, need_daemon=need_daemon)
+    doctor_checks.require(settings)
     return Compose(settings)
 
 
@@ -155,17 +155,11 @@ def build(c, service=None, no_cache=False, pull=False, prod=False):
 )
 def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False):
     """Start the stack (or some services) and wait until every one is healthy; say why when one is not."""
-    compose = _stack(c, prod, check=False)  # the doctor's checks below cover the prerequisites
-    _ensure_env_file(compose.settings)
-    services = compose.validate_services(service or [])
-    _preflight(compose, lifecycle.expected_services(compose, services))
-    lifecycle.start(
-        compose,
-        services,
-        build=build,
-        wait=not no_wait,
-        timeout=float(timeout or compose.settings.wait_timeout),
-    )
+    settings = _settings(c, prod)
+    ui.info(settings.describe())
+    _ensure_env_file(settings)
+    lifecycle.start(Compose(settings), service or [], build=build, wait=not no_wait,
+                    timeout=float(timeout or settings.wait_timeout))  # fmt: skip
 
 
 @stack_task(
@@ -295,13 +289,6 @@ def doctor(c, json_=False, prod=False):
         raise ToolkitError(f"{len(failures)} check(s) failed: {', '.join(c.name for c in failures)}")
 
 
-def _preflight(compose: Compose, services: list[str]) -> None:
-    """The doctor's checks before `start` changes anything; the first failure stops it with its fix."""
-    checks = doctor_checks.run_checks(compose.settings, lambda: compose.config, services)
-    for check in doctor_checks.failed(checks):
-        raise ToolkitError(f"{check.name}: {check.detail} - {check.fix} (`invoke doctor` shows every check)")
-
-
 @stack_task(
     help={
         "dry_run": "list exactly what would be removed, remove nothing",
@@ -313,9 +300,7 @@ def _preflight(compose: Compose, services: list[str]) -> None:
 )
 def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=False, prod=False):
     """Remove this stack's stopped containers and unused networks (and, asked, images, leftovers, volumes)."""
-    settings = _settings(c, prod)
-    ui.info(settings.describe())
-    check_prerequisites(settings)
+    settings = _stack(c, prod).settings
     inventory = pruning.inventory(settings.project, with_sizes=volumes)
     plan = pruning.plan(inventory, images=images, dangling=build_cache, volumes=volumes)
     rows = [(r.kind, r.name, ui.human_size(r.size) if r.size else "", "remove") for r in plan.remove]
@@ -490,7 +475,7 @@ def images_local(c, service=None, force=False, trust_host_ca=True, ca_bundle=Non
     from enlaight_ops import local_images
 
     settings = _settings(c, prod=False)
-    check_prerequisites(settings, need_daemon=True)
+    doctor_checks.require(settings, "docker CLI", "engine")
     bundle = Path(ca_bundle) if ca_bundle else (local_images.default_ca_bundle() if trust_host_ca else None)
     if bundle is not None and not bundle.is_file():
         raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -192,42 +191,3 @@ def version_tuple(text: str) -> tuple[int, ...]:
 
 def compose_version_supported(version: str) -> bool:
     return bool(version) and version_tuple(version) >= MIN_COMPOSE
-
-
-def check_prerequisites(settings: StackSettings, *, need_daemon: bool = True) -> None:
-    """Fail with one line naming what is missing: the docker CLI, Compose v2, or a reachable daemon."""
-    command = settings.compose_command
-    if shutil.which(command[0]) is None:
-        raise PrerequisiteError(f"{command[0]} not found on PATH: {DOCKER_INSTALL_HINT}")
-    version = _compose_version(command)
-    if not compose_version_supported(version):
-        raise PrerequisiteError(
-            f"Compose {'.'.join(map(str, MIN_COMPOSE))}+ is required but `{' '.join(command)} version` gave "
-            f"{version or 'nothing'}: install or upgrade the docker compose plugin (scripts/provision-engine.sh does)"
-        )
-    if need_daemon:
-        try:
-            info = subprocess.run(
-                ["docker", "info", "--format", "{{.ServerVersion}}"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (FileNotFoundError, subprocess.TimeoutExpired) as exc:
-            raise PrerequisiteError(f"the Docker daemon is not reachable: start it ({DOCKER_INSTALL_HINT})") from exc
-        if info.returncode != 0 or not info.stdout.strip():
-            raise PrerequisiteError(
-                "the Docker daemon is not reachable: start it (`sudo systemctl start docker`, or "
-                "scripts/provision-engine.sh) and check that you may use /var/run/docker.sock"
-            )
-
-
-def _compose_version(command: Sequence[str]) -> str:
-    try:
-        result = subprocess.run(
-            [*command, "version", "--short"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return ""
-    return result.stdout.strip() if result.returncode == 0 else ""

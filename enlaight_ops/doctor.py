@@ -21,6 +21,7 @@ from typing import Literal
 
 from .compose import MIN_COMPOSE, compose_version_supported, version_tuple
 from .envfile import CHANGE_ME, GENERATE, check_env, is_secret, parse_env, referenced_variables
+from .errors import PrerequisiteError, ToolkitError
 from .settings import StackSettings
 
 Verdict = Literal["pass", "warn", "fail"]
@@ -268,3 +269,26 @@ def as_json(checks: list[Check]) -> str:
 
 def failed(checks: list[Check]) -> list[Check]:
     return [c for c in checks if c.verdict == "fail"]
+
+
+# -- prerequisites of a task -------------------------------------------------------------------------------------
+
+PREREQUISITES: dict[str, Callable[[StackSettings], Check]] = {
+    "docker CLI": lambda settings: check_docker_cli(),
+    "engine": lambda settings: check_engine()[0],
+    "compose": check_compose,
+}
+
+
+def require(settings: StackSettings, *names: str) -> None:
+    """The doctor's own checks as a task's pre-flight: the first failure stops the task with its fix (exit 3)."""
+    for name in names or tuple(PREREQUISITES):
+        check = PREREQUISITES[name](settings)
+        if check.verdict == "fail":
+            raise PrerequisiteError(f"{check.name}: {check.detail} - {check.fix}")
+
+
+def preflight(settings: StackSettings, load_config: Callable[[], dict], services: Iterable[str]) -> None:
+    """Every check before `start` changes anything; the first failure stops it with its fix."""
+    for check in failed(run_checks(settings, load_config, services)):
+        raise ToolkitError(f"{check.name}: {check.detail} - {check.fix} (`invoke doctor` shows every check)")

@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 
-from . import ui
+from . import doctor, ui
 from .compose import Compose
 from .errors import Interrupted, ToolkitError
 from .health import (
@@ -25,7 +25,11 @@ LOG_LINES_ON_FAILURE = 30
 
 
 def start(compose: Compose, services: Sequence[str], *, build: bool, wait: bool, timeout: float) -> StackVerdict | None:
-    ensure_images(compose, expected_services(compose, services), build=build, log=ui.info)
+    """Pre-flight first, changing nothing (the doctor's checks, the service names); then images, build, up, wait."""
+    services = compose.validate_services(services)
+    expected = expected_services(compose, services)
+    doctor.preflight(compose.settings, lambda: compose.config, expected)
+    ensure_images(compose, expected, build=build, log=ui.info)
     if build:
         ui.info("building images")
         compose.run("build", *_buildable(compose, services))
