@@ -33,7 +33,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(models.Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "client")
+    list_display = ("name", "client", "superset_dashboard_id")
     search_fields = ("name", "client__name")
     filter_horizontal = ("users",)
     inlines = [ProjectAgentInline, KnowledgeBaseLinkInline]

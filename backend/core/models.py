@@ -75,6 +75,10 @@ class Project(BaseModel):
         Agent, through="ProjectAgent", related_name="projects", blank=True
     )
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects", blank=True)
+    # The project's Superset dashboard: its numeric id in Superset, and the UUID Superset gives the dashboard
+    # once embedding is enabled on it (what a guest token and the embedded SDK need). Empty: no dashboard.
+    superset_dashboard_id = models.PositiveIntegerField("Superset dashboard id", null=True, blank=True)
+    superset_embedded_id = models.CharField("Superset embedded dashboard UUID", max_length=64, blank=True, default="")
 
     class Meta(BaseModel.Meta):
         ordering = ["name"]

@@ -8,6 +8,11 @@ urlpatterns = [
     path("", views.api_index, name="index"),
     path("clients/", views.clients, name="clients"),
     path("projects/", views.projects, name="projects"),
+    path(
+        "projects/<uuid:project_id>/dashboard/guest-token/",
+        views.project_dashboard_guest_token,
+        name="project-dashboard-guest-token",
+    ),
     path("agents/", views.agents, name="agents"),
     path("expertise-areas/", views.expertise_areas, name="expertise-areas"),
     path("knowledge-bases/", views.knowledge_bases, name="knowledge-bases"),

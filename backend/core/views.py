@@ -20,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import version
+from . import superset, version
 from .models import Agent, ChatSession, Client, ExpertiseArea, KnowledgeBaseLink, Project
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ def serialize_project(project: Project) -> dict:
             {"id": str(kb.id), "external_id": kb.external_id, "name": kb.name}
             for kb in project.knowledge_bases.all()
         ],
+        # Superset: the dashboard's id (None when the project has none) and its embedded UUID ("" when none).
+        "superset_dashboard_id": project.superset_dashboard_id,
+        "superset_embedded_id": project.superset_embedded_id,
     }
 
 
@@ -184,6 +187,49 @@ def knowledge_bases(request: HttpRequest) -> JsonResponse:
 def chat_sessions(request: HttpRequest) -> JsonResponse:
     queryset = ChatSession.objects.select_related("agent", "user")
     return _paginated(request, queryset, serialize_chat_session)
+
+
+# --- Superset dashboards -------------------------------------------------------------
+
+
+@csrf_exempt
+@never_cache
+@require_POST
+def project_dashboard_guest_token(request: HttpRequest, project_id: uuid.UUID) -> JsonResponse:
+    """A Superset guest token for the project's embedded dashboard, for the front end's embedded SDK.
+
+    Who may call it: whoever may call the rest of this API, i.e. anyone who reaches the backend, since no view
+    here authenticates yet. The token only lets its holder view this one dashboard, read-only, until Superset's
+    GUEST_TOKEN_JWT_EXP_SECONDS pass. When the API gains authentication, this view must require a user of the
+    project (project.users), like the other project data.
+
+    200 {"token", "dashboard": {"embedded_id", "dashboard_id"}, "superset_url"}; 404 unknown project or no
+    embedded dashboard; 502 Superset unreachable or refusing; 503 Superset credentials not configured.
+    Errors: {"error": "<one line>"}.
+    """
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return JsonResponse({"error": f"project {project_id} not found"}, status=404)
+    if not project.superset_embedded_id:
+        return JsonResponse({"error": f"project {project.name} has no embedded Superset dashboard"}, status=404)
+    try:
+        token = superset.guest_token(project.superset_embedded_id)
+    except superset.SupersetNotConfigured as exc:
+        logger.warning("guest token for project %s: %s", project.pk, exc)
+        return JsonResponse({"error": str(exc)}, status=503)
+    except superset.SupersetError as exc:
+        logger.warning("guest token for project %s: %s", project.pk, exc)
+        return JsonResponse({"error": str(exc)}, status=502)
+    return JsonResponse(
+        {
+            "token": token,
+            "dashboard": {
+                "embedded_id": project.superset_embedded_id,
+                "dashboard_id": project.superset_dashboard_id,
+            },
+            "superset_url": settings.SUPERSET_PUBLIC_URL,
+        }
+    )
 
 
 @require_GET

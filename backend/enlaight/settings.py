@@ -186,6 +186,17 @@ N8N_BASE_URL = env_str("N8N_BASE_URL", "http://n8n:5678").rstrip("/")
 N8N_KB_KEY = os.environ.get("N8N_KB_KEY", "")
 N8N_TIMEOUT = env_float("N8N_TIMEOUT", 30.0)
 
+# --- Superset (embedded dashboards: guest tokens) -----------------------------
+# SUPERSET_URL is how the backend reaches Superset (the stack's own service); SUPERSET_PUBLIC_URL is what the
+# browser loads the embedded dashboard from. The admin account signs guest tokens; its password is only ever
+# sent to SUPERSET_URL's login endpoint, never logged nor returned.
+
+SUPERSET_URL = env_str("SUPERSET_URL", "http://superset:8088").rstrip("/")
+SUPERSET_PUBLIC_URL = env_str("SUPERSET_PUBLIC_URL", "http://localhost:8088").rstrip("/")
+SUPERSET_ADMIN_USERNAME = env_str("SUPERSET_ADMIN_USERNAME", "admin")
+SUPERSET_ADMIN_PASSWORD = os.environ.get("SUPERSET_ADMIN_PASSWORD", "")
+SUPERSET_TIMEOUT = env_float("SUPERSET_TIMEOUT", 10.0)
+
 # --- Auth, i18n -------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

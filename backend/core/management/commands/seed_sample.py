@@ -266,17 +266,21 @@ class Command(BaseCommand):
                     report, os.environ.get("SEED_ADMIN_EMAIL", "").strip(), os.environ.get("SEED_ADMIN_PASSWORD", "")
                 )
                 seed_sample_data(report)
-        self._print(report, as_json=as_json)
+        write_report(self, report, as_json=as_json)
 
-    def _print(self, report: Report, *, as_json: bool) -> None:
-        if as_json:
-            self.stdout.write(json.dumps(report.as_dict(), sort_keys=True))
-            return
-        for title, items in (("removed", report.removed), ("created", report.created),
-                             ("updated", report.updated), ("already there", report.existing)):  # fmt: skip
-            for item in items:
-                self.stdout.write(f"{title}: {item}")
-        for warning in report.warnings:
-            self.stderr.write(f"warning: {warning}")
-        if not report.created and not report.updated:
-            self.stdout.write(self.style.SUCCESS("nothing to create: the sample data is already there"))
+
+def write_report(
+    command: BaseCommand, report: Report, *, as_json: bool, unchanged: str = "the sample data is already there"
+) -> None:
+    """Print a report: one JSON object (--json, what the toolkit parses) or one line per item."""
+    if as_json:
+        command.stdout.write(json.dumps(report.as_dict(), sort_keys=True))
+        return
+    for title, items in (("removed", report.removed), ("created", report.created),
+                         ("updated", report.updated), ("already there", report.existing)):  # fmt: skip
+        for item in items:
+            command.stdout.write(f"{title}: {item}")
+    for warning in report.warnings:
+        command.stderr.write(f"warning: {warning}")
+    if not report.created and not report.updated:
+        command.stdout.write(command.style.SUCCESS(f"nothing to create: {unchanged}"))
