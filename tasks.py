@@ -7,13 +7,11 @@ invoke.yaml, or INVOKE_ENLAIGHT_ENV=prod) selects production (base + prod overla
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import inspect
 import json
 import shlex
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -480,12 +478,9 @@ def images_local(c, service=None, force=False, trust_host_ca=True, ca_bundle=Non
     if bundle is not None and not bundle.is_file():
         raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")
     target = Path(env_file) if env_file else settings.root / LOCAL_IMAGES_ENV_FILE
-    # Two runs at once (two terminals, parallel test sessions) would build the same tags over each other.
-    with open(Path(tempfile.gettempdir()) / "enlaight-local-images.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        images = local_images.build_local_images(
-            ca_bundle=bundle, env_file=target, only=service or None, force=force, log=ui.info
-        )
+    images = local_images.build_local_images(
+        ca_bundle=bundle, env_file=target, only=service or None, force=force, log=ui.info
+    )
     ui.success(f"wrote {target} ({len(images)} images); tasks load {LOCAL_IMAGES_ENV_FILE} after .env")
 
 
