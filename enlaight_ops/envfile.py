@@ -6,12 +6,15 @@ creates; `__CHANGE_ME__` marks a value a person must choose.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dotenv import dotenv_values
 
 GENERATE = "__GENERATE__"
 CHANGE_ME = "__CHANGE_ME__"
@@ -22,19 +25,11 @@ _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
 
 def parse_env(text: str) -> dict[str, str]:
-    """KEY=VALUE lines in order; comments, blank lines and commented-out keys are skipped."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        match = _ASSIGNMENT.match(line)
-        if match:
-            values[match.group(1)] = _unquote(match.group(2).strip())
-    return values
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+    """The values of an env file as Compose reads them: `export`, quotes, escapes in double quotes, and inline
+    comments (`KEY=value  # note` is `value`). python-dotenv implements the same rules; Compose's own
+    `${VAR}` expansion inside .env is left alone (no value here depends on it)."""
+    parsed = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {key: value for key, value in parsed.items() if value is not None}
 
 
 def is_secret(key: str) -> bool:
@@ -95,9 +90,14 @@ def sync_env_file(sample: Path, target: Path) -> EnvFileReport:
     return report
 
 
+def _line_value(line: str) -> str | None:
+    """The value one assignment line sets, by the same rules as parse_env."""
+    return parse_env(line).get(_ASSIGNMENT.match(line).group(1)) if _ASSIGNMENT.match(line) else None
+
+
 def _fill(line: str, report: EnvFileReport) -> str:
     match = _ASSIGNMENT.match(line)
-    if match and _unquote(match.group(2).strip()) == GENERATE:
+    if match and _line_value(line) == GENERATE:
         report.generated.append(match.group(1))
         return f"{match.group(1)}={new_secret()}"
     return line
@@ -106,7 +106,7 @@ def _fill(line: str, report: EnvFileReport) -> str:
 def _fill_blank_generated(line: str, sample: dict[str, str], report: EnvFileReport) -> str:
     """A key left blank in .env whose sample value is generated gets a secret; any other value stays."""
     match = _ASSIGNMENT.match(line)
-    if match and match.group(2).strip() in ("", GENERATE) and sample.get(match.group(1)) == GENERATE:
+    if match and _line_value(line) in ("", GENERATE) and sample.get(match.group(1)) == GENERATE:
         report.generated.append(match.group(1))
         return f"{match.group(1)}={new_secret()}"
     return line

@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dotenv import dotenv_values
-
 from ..compose import Compose, ContainerState
+from ..envfile import parse_env
 from ..settings import StackSettings
 from .report import SeedError, StepReport
 
@@ -24,7 +23,7 @@ def stack_env(settings: StackSettings, environ: Mapping[str, str] | None = None)
     values: dict[str, str] = {}
     for path in settings.env_files:
         if path.is_file():
-            values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+            values.update(parse_env(path.read_text()))
     values.update(os.environ if environ is None else environ)
     return values
 
