@@ -28,14 +28,14 @@ SINGLE_RAW='raw\nvalue'
 PLACEHOLDER=__CHANGE_ME__   # set this
 URL=mysql://user:p%40ss@host:3306/db?x=1&y=2
 EQUALS=a=b=c
-TRAILING_SPACES=kept-trimmed   
 """
 
 
 def test_parse_env_agrees_with_compose(compose_argv, tmp_path: Path):
     env_file = tmp_path / "odd.env"
-    env_file.write_text(CORPUS)
-    ours = parse_env(CORPUS)
+    text = CORPUS + "TRAILING_SPACES=trimmed   \n"  # built here: the file itself keeps no trailing whitespace
+    env_file.write_text(text)
+    ours = parse_env(text)
     environment = "\n".join(f"      {key}: ${{{key}}}" for key in ours)
     (tmp_path / "compose.yml").write_text(f"services:\n  probe:\n    image: scratch\n    environment:\n{environment}\n")
     argv = [*compose_argv, "--project-directory", str(tmp_path), "--file", str(tmp_path / "compose.yml"),
@@ -43,6 +43,6 @@ def test_parse_env_agrees_with_compose(compose_argv, tmp_path: Path):
     # Only PATH: Compose lets the process environment win over the env file.
     result = subprocess.run(argv, capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]})
     theirs = json.loads(result.stdout)["services"]["probe"]["environment"]
-    assert len(ours) == 14
+    assert len(ours) == 14, ours
     assert {key: theirs.get(key) or "" for key in ours} == ours
     assert ours["INLINE_COMMENT"] == "secret-value" and ours["PLACEHOLDER"] == "__CHANGE_ME__"
