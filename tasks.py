@@ -298,31 +298,9 @@ def doctor(c, json_=False, prod=False):
 )
 def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=False, prod=False):
     """Remove this stack's stopped containers and unused networks (and, asked, images, leftovers, volumes)."""
-    settings = _stack(c, prod).settings
-    inventory = pruning.inventory(settings.project, with_sizes=volumes)
-    plan = pruning.plan(inventory, images=images, dangling=build_cache, volumes=volumes)
-    rows = [(r.kind, r.name, ui.human_size(r.size) if r.size else "", "remove") for r in plan.remove]
-    rows += [(r.kind, r.name, ui.human_size(r.size) if r.size else "", f"keep: {why}") for r, why in plan.kept]
-    ui.table(f"prune project {settings.project}", ["kind", "name", "size", "action"], rows)
-    if not plan.remove:
-        ui.success("nothing to remove")
-        return
-    if dry_run:
-        ui.success(f"dry run: {len(plan.remove)} object(s), {ui.human_size(plan.reclaimable)} would be reclaimed")
-        return
-    doomed_volumes = [r for r in plan.remove if r.kind == "volume"]
-    if doomed_volumes:
-        ui.warn(f"{len(doomed_volumes)} volume(s) hold this project's data; consider `invoke backup` first")
-        if not yes and not _confirm(f"delete {', '.join(v.name for v in doomed_volumes)}?"):
-            raise UsageError("volumes not confirmed: nothing was removed (pass --yes, or drop --volumes)")
-    failures = pruning.execute(plan, lambda r: ui.success(f"removed {r.kind} {r.name}"))
-    removed = len(plan.remove) - len(failures)
-    reclaimed = plan.reclaimable - sum(r.size for r, _ in failures)
-    ui.success(f"removed {removed} object(s), reclaimed {ui.human_size(reclaimed)}")
-    if failures:
-        for resource, why in failures:
-            ui.error(f"could not remove {resource.kind} {resource.name}: {why}")
-        raise ToolkitError(f"{len(failures)} object(s) could not be removed (see above)")
+    project = _stack(c, prod).settings.project
+    pruning.run(project, dry_run=dry_run, images=images, dangling=build_cache, volumes=volumes,
+                confirm=lambda question: yes or _confirm(question))  # fmt: skip
 
 
 def _remainder_args(c: Any) -> list[str]:

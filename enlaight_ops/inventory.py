@@ -1,4 +1,4 @@
-"""Read-only questions to the Docker Engine about one Compose project, and removal of named objects.
+"""The objects one Compose project has on the engine (what `prune` may remove), and removal of one of them.
 
 Scoping is done by the engine itself (`--filter label=com.docker.compose.project=NAME`), so an object of
 another project, or of no project, is never even listed, let alone removed.

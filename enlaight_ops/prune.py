@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import engine
-from .engine import Resource
+from . import inventory as engine_objects
+from . import ui
+from .errors import ToolkitError, UsageError
+from .inventory import Resource
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,10 @@ def plan(inventory: Inventory, *, images: bool = False, dangling: bool = False, 
 
 def inventory(project: str, *, with_sizes: bool) -> Inventory:
     return Inventory(
-        containers=engine.containers(project),
-        networks=engine.networks(project),
-        images=engine.images(project),
-        volumes=engine.volumes(project, with_sizes=with_sizes),
+        containers=engine_objects.containers(project),
+        networks=engine_objects.networks(project),
+        images=engine_objects.images(project),
+        volumes=engine_objects.volumes(project, with_sizes=with_sizes),
     )
 
 
@@ -76,8 +78,38 @@ def execute(prune_plan: PrunePlan, on_removed: Callable[[Resource], None]) -> li
     failures = []
     for resource in sorted(prune_plan.remove, key=lambda r: order[r.kind]):
         try:
-            engine.remove(resource)
+            engine_objects.remove(resource)
             on_removed(resource)
         except Exception as exc:  # noqa: BLE001 - report every object that could not go, then fail once
             failures.append((resource, str(exc)))
     return failures
+
+
+def run(
+    project: str, *, dry_run: bool, images: bool, dangling: bool, volumes: bool, confirm: Callable[[str], bool]
+) -> None:
+    """`invoke prune`: show the plan, ask before deleting data, remove, and fail once for what could not go."""
+    prune_plan = plan(inventory(project, with_sizes=volumes), images=images, dangling=dangling, volumes=volumes)
+    rows = [(r.kind, r.name, ui.human_size(r.size) if r.size else "", "remove") for r in prune_plan.remove]
+    rows += [(r.kind, r.name, ui.human_size(r.size) if r.size else "", f"keep: {why}") for r, why in prune_plan.kept]
+    ui.table(f"prune project {project}", ["kind", "name", "size", "action"], rows)
+    if not prune_plan.remove:
+        ui.success("nothing to remove")
+        return
+    if dry_run:
+        reclaimable = ui.human_size(prune_plan.reclaimable)
+        ui.success(f"dry run: {len(prune_plan.remove)} object(s), {reclaimable} would be reclaimed")
+        return
+    doomed_volumes = [r for r in prune_plan.remove if r.kind == "volume"]
+    if doomed_volumes:
+        ui.warn(f"{len(doomed_volumes)} volume(s) hold this project's data; consider `invoke backup` first")
+        if not confirm(f"delete {', '.join(v.name for v in doomed_volumes)}?"):
+            raise UsageError("volumes not confirmed: nothing was removed (pass --yes, or drop --volumes)")
+    failures = execute(prune_plan, lambda r: ui.success(f"removed {r.kind} {r.name}"))
+    removed = len(prune_plan.remove) - len(failures)
+    reclaimed = prune_plan.reclaimable - sum(r.size for r, _ in failures)
+    ui.success(f"removed {removed} object(s), reclaimed {ui.human_size(reclaimed)}")
+    for resource, why in failures:
+        ui.error(f"could not remove {resource.kind} {resource.name}: {why}")
+    if failures:
+        raise ToolkitError(f"{len(failures)} object(s) could not be removed (see above)")
