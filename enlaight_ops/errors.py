@@ -31,3 +31,26 @@ class Interrupted(ToolkitError):
     """Ctrl-C: stopped cleanly, with the conventional exit status of SIGINT."""
 
     exit_code = 130
+
+
+class Cancelled(ToolkitError):
+    """A backup or restore pump stopped because a sibling component failed or the user pressed Ctrl-C; the
+    sibling's error (or Interrupted) is the one reported, this one only unwinds the pump."""
+
+    exit_code = 130
+
+
+class ComponentFailed(ToolkitError):
+    """A dump or restore step failed; the message names the component and the command's own last words."""
+
+
+class SetError(ToolkitError):
+    """A backup set that cannot be used: missing, partial, corrupt or incompatible. The message names the file."""
+
+
+class SeedError(ToolkitError):
+    """A seed step failed; the message says which step and why."""
+
+
+class LocalImagesError(ToolkitError):
+    """A registry-free image could not be built; the message names the image, the log file and the likely fix."""

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ToolkitError
+from ..errors import SetError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -27,10 +27,6 @@ PARTIAL_SUFFIX = ".partial"
 _SET_NAME = re.compile(r"^(\d{8}T\d{6}Z)-([a-z]+)(?:-(\d+))?$")
 _CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 _HASH_CHUNK = 1 << 20
-
-
-class SetError(ToolkitError):
-    """A set that cannot be used: missing, partial, corrupt or incompatible. The message names the file."""
 
 
 # -- names ------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..errors import ToolkitError
+from ..errors import Cancelled, ComponentFailed
 
 CHUNK = 1 << 20
 # Level 1: dumps are text that still shrinks ~4x, at several times the speed of level 6, so compression keeps
@@ -27,14 +27,6 @@ CHUNK = 1 << 20
 GZIP_LEVEL = 1
 _GZIP_WBITS = 31  # zlib with a gzip header and trailer: the files open with gunzip, zcat, tar -z
 _STDERR_TAIL = 4000
-
-
-class ComponentFailed(ToolkitError):
-    """A dump or restore step failed; the message names the component and the command's own last words."""
-
-
-class Cancelled(ToolkitError):
-    exit_code = 130
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..errors import ToolkitError
-
-
-class SeedError(ToolkitError):
-    """A seed step failed; the message says which step and why."""
+from ..errors import SeedError
 
 
 @dataclass
