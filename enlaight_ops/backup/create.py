@@ -22,7 +22,6 @@ from .progress import Board
 from .sets import PID_FILE, apply_retention, remove_stale_partials
 from .streams import Cancelled
 from .target import Component, Target
-from .volume import Volume
 
 
 def create_backup(
@@ -76,7 +75,7 @@ def _runnable(target: Target, components: list[Component], *, explicit: bool) ->
     """Databases must run (a dump needs the server); a volume that was never created is skipped unless asked for."""
     chosen = []
     for component in components:
-        if isinstance(component, Volume):
+        if not component.needs_server:
             if component.exists(target):
                 chosen.append(component)
             elif explicit:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -172,60 +171,3 @@ def _check_file(set_dir: Path, name: str, expected: str) -> None:
         raise SetError(f"{path} is missing: the set is partial")
     if file_sha256(path) != expected:
         raise SetError(f"{path} does not match its SHA-256 in {CHECKSUMS}: the set is corrupt; use another set")
-
-
-# -- listing and retention ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SetInfo:
-    name: str
-    path: Path
-    created: datetime | None
-    complete: bool
-    verified: bool
-    size: int
-    components: tuple[str, ...]
-
-
-def scan_sets(directory: Path) -> list[SetInfo]:
-    """Every set and partial set in a directory, newest first (no checksums: that is `verify`)."""
-    if not directory.is_dir():
-        return []
-    sets = []
-    for path in directory.iterdir():
-        if not path.is_dir():
-            continue
-        name = path.name
-        partial = name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
-        bare = name[1 : -len(PARTIAL_SUFFIX)] if partial else name
-        created = parse_set_name(bare)
-        if created is None:
-            continue
-        components: tuple[str, ...] = ()
-        manifest_path = path / MANIFEST
-        if manifest_path.is_file():
-            try:
-                components = tuple(sorted(json.loads(manifest_path.read_text(encoding="utf-8"))["components"]))
-            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-                components = ()
-        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-        sets.append(
-            SetInfo(
-                name=name,
-                path=path,
-                created=created,
-                size=size,
-                components=components,
-                complete=not partial and (path / CHECKSUMS).is_file(),
-                verified=(path / VERIFIED).is_file(),
-            )
-        )
-    return sorted(sets, key=lambda s: (s.created or datetime.min.replace(tzinfo=UTC), s.name), reverse=True)
-
-
-def sets_to_remove(sets: Sequence[SetInfo], keep: int) -> list[SetInfo]:
-    """The complete sets beyond the newest `keep`, except the newest verified one, which always stays."""
-    if keep < 1:
-        raise ValueError("keep must be at least 1")
-    complete = sorted((s for s in sets if s.complete), key=lambda s: (s.created, s.name), reverse=True)
-    newest_verified = next((s for s in complete if s.verified), None)
-    return [s for s in complete[keep:] if s is not newest_verified]

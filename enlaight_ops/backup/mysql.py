@@ -57,6 +57,7 @@ COMMIT;
 class MySQL:
     name = SERVICE
     service = SERVICE
+    needs_server = True
 
     def databases(self, target: Target) -> list[str]:
         names = [target.service_env(SERVICE, variable) for variable in DATABASE_VARIABLES]

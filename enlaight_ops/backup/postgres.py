@@ -54,6 +54,7 @@ def major(version: str) -> int:
 class Postgres:
     name = SERVICE
     service = SERVICE
+    needs_server = True
 
     def _counts(self, target: Target) -> tuple[str, dict[str, int]]:
         # One transaction: every count sees the same snapshot.

@@ -109,6 +109,7 @@ def rdb_version(header: bytes) -> int | None:
 class Redis:
     name = SERVICE
     service = SERVICE
+    needs_server = True
 
     def _info(self, target: Target) -> tuple[str, dict[str, int]]:
         out = run_bytes(target.processes, target.exec_argv(SERVICE, INFO_SCRIPT), "redis: INFO")

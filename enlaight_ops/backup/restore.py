@@ -17,7 +17,6 @@ from .parallel import run_parallel, sigterm_as_interrupt
 from .progress import Board
 from .streams import Cancelled
 from .target import Component, Target
-from .volume import Volume
 
 
 def plan(set_dir: Path, manifest: Mapping[str, Any], target: Target, requested: Sequence[str]) -> list[Component]:
@@ -39,7 +38,7 @@ def plan(set_dir: Path, manifest: Mapping[str, Any], target: Target, requested: 
 
 
 def ensure_running(target: Target, components: Sequence[Component]) -> None:
-    for service in sorted({c.service for c in components if not isinstance(c, Volume)}):
+    for service in sorted({c.service for c in components if c.needs_server}):
         if not target.running(service):
             ui.info(f"starting {service} to restore into it")
             target.compose.run("up", "--detach", "--no-deps", "--wait", service, capture=True)
@@ -101,7 +100,7 @@ def restore_set(
     except ToolkitError as exc:
         raise ToolkitError(_stopped_hint(f"restore failed: {exc}", writers)) from None
     ui.success(f"restored {', '.join(c.name for c in components)} in {time.monotonic() - started:.1f}s")
-    restarted = sorted(set(writers) | {c.service for c in components if not isinstance(c, Volume)})
+    restarted = sorted(set(writers) | {c.service for c in components if c.needs_server})
     if writers:
         ui.info(f"starting {', '.join(writers)}")
         compose.run("start", *writers, capture=True)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import ui
@@ -13,7 +17,63 @@ from .manifest import SetError
 PID_FILE = "PID"
 
 
-def of_env(sets: list[m.SetInfo], env: str | None) -> list[m.SetInfo]:
+@dataclass(frozen=True)
+class SetInfo:
+    name: str
+    path: Path
+    created: datetime | None
+    complete: bool
+    verified: bool
+    size: int
+    components: tuple[str, ...]
+
+
+def scan_sets(directory: Path) -> list[SetInfo]:
+    """Every set and partial set in a directory, newest first (no checksums: that is `verify`)."""
+    if not directory.is_dir():
+        return []
+    sets = []
+    for path in directory.iterdir():
+        if not path.is_dir():
+            continue
+        name = path.name
+        partial = name.startswith(".") and name.endswith(m.PARTIAL_SUFFIX)
+        bare = name[1 : -len(m.PARTIAL_SUFFIX)] if partial else name
+        created = m.parse_set_name(bare)
+        if created is None:
+            continue
+        components: tuple[str, ...] = ()
+        manifest_path = path / m.MANIFEST
+        if manifest_path.is_file():
+            try:
+                components = tuple(sorted(json.loads(manifest_path.read_text(encoding="utf-8"))["components"]))
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                components = ()
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        sets.append(
+            SetInfo(
+                name=name,
+                path=path,
+                created=created,
+                size=size,
+                components=components,
+                complete=not partial and (path / m.CHECKSUMS).is_file(),
+                verified=(path / m.VERIFIED).is_file(),
+            )
+        )
+    return sorted(sets, key=lambda s: (s.created or datetime.min.replace(tzinfo=UTC), s.name), reverse=True)
+
+
+def sets_to_remove(sets: Sequence[SetInfo], keep: int) -> list[SetInfo]:
+    """The complete sets beyond the newest `keep`, except the newest verified one, which always stays."""
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    complete = sorted((s for s in sets if s.complete), key=lambda s: (s.created, s.name), reverse=True)
+    newest_verified = next((s for s in complete if s.verified), None)
+    return [s for s in complete[keep:] if s is not newest_verified]
+
+
+def of_env(sets: list[SetInfo], env: str | None) -> list[SetInfo]:
     """Sets are named `<UTC time>-<env>`: dev and prod may share a directory, and never pick each other's."""
     return list(sets) if env is None else [s for s in sets if s.name.removesuffix(m.PARTIAL_SUFFIX).endswith(f"-{env}")]
 
@@ -21,7 +81,7 @@ def of_env(sets: list[m.SetInfo], env: str | None) -> list[m.SetInfo]:
 def resolve_set(directory: Path, reference: str, env: str | None = None) -> Path:
     """A set by name (in the backup directory) or by path; `latest` is the newest complete set of `env`."""
     if reference == "latest":
-        complete = [s for s in of_env(m.scan_sets(directory), env) if s.complete]
+        complete = [s for s in of_env(scan_sets(directory), env) if s.complete]
         if not complete:
             raise SetError(f"no complete {env or ''} set in {directory}: run `invoke backup` first")
         return complete[0].path
@@ -37,8 +97,8 @@ def resolve_set(directory: Path, reference: str, env: str | None = None) -> Path
     raise SetError(f"no set {reference} in {directory}: `invoke backup.list` shows the sets")
 
 
-def show_sets(directory: Path) -> list[m.SetInfo]:
-    sets = m.scan_sets(directory)
+def show_sets(directory: Path) -> list[SetInfo]:
+    sets = scan_sets(directory)
     if not sets:
         ui.info(f"no backup sets in {directory}")
         return sets
@@ -51,9 +111,9 @@ def show_sets(directory: Path) -> list[m.SetInfo]:
     return sets
 
 
-def apply_retention(directory: Path, keep: int, env: str | None = None) -> list[m.SetInfo]:
+def apply_retention(directory: Path, keep: int, env: str | None = None) -> list[SetInfo]:
     """--keep N counts the sets of this environment only: a prod backup never removes dev sets, nor the reverse."""
-    doomed = m.sets_to_remove(of_env(m.scan_sets(directory), env), keep)
+    doomed = sets_to_remove(of_env(scan_sets(directory), env), keep)
     for s in doomed:
         ui.info(f"--keep {keep}: removing {s.name}")
         shutil.rmtree(s.path)
@@ -62,7 +122,7 @@ def apply_retention(directory: Path, keep: int, env: str | None = None) -> list[
 
 def remove_stale_partials(directory: Path) -> None:
     """A partial set whose backup process is gone (killed, host rebooted) will never finish: remove it."""
-    for s in m.scan_sets(directory):
+    for s in scan_sets(directory):
         if s.complete or not s.path.name.endswith(m.PARTIAL_SUFFIX):
             continue
         if not _alive(s.path / PID_FILE):

@@ -78,6 +78,8 @@ def parse_counts(text: str, separator: str) -> tuple[str, dict[str, int]]:
 class Component(Protocol):
     name: str
     service: str  # the service whose data this is (stopped or queried during restore)
+    # A database is dumped and loaded through its running server; a volume is read by a throwaway container.
+    needs_server: bool
 
     def backup(self, target: Target, set_dir: Path, progress: Progress) -> dict[str, Any]: ...
     def check_restorable(self, target: Target, set_dir: Path, part: Mapping[str, Any]) -> None: ...

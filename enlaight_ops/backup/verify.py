@@ -19,7 +19,6 @@ from .parallel import sigterm_as_interrupt
 from .restore import plan, restore_components
 from .streams import Cancelled
 from .target import Target
-from .volume import Volume
 
 # The drill publishes no ports, so it never collides with the stack it checks (dev publishes database ports).
 _NO_PORTS = "services:\n" + "".join(f"  {s}:\n    ports: !reset []\n" for s in ("mysql", "postgres", "redis"))
@@ -51,7 +50,7 @@ def verify_set(compose: Compose, set_dir: Path, *, tools_image: str) -> dict[str
         drill = DrillCompose(compose, drill_project(compose.settings.project), overlay)
         target = Target(drill, tools_image)
         components = plan(set_dir, manifest, target, ())
-        services = sorted({c.service for c in components if not isinstance(c, Volume)})
+        services = sorted({c.service for c in components if c.needs_server})
         ui.info(f"restore drill in throwaway project {drill.settings.project} ({', '.join(services) or 'volumes'})")
         try:
             with sigterm_as_interrupt():

@@ -118,6 +118,8 @@ def stateful_volumes(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 class Volume:
+    needs_server = False
+
     def __init__(self, key: str, service: str) -> None:
         self.name = key
         self.service = service

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from enlaight_ops.backup import manifest as m
+from enlaight_ops.backup import sets as backup_sets
 from enlaight_ops.backup.sets import resolve_set
 
 WHEN = datetime(2026, 1, 2, 15, 4, 5, tzinfo=UTC)
@@ -115,20 +116,20 @@ def test_a_partial_directory_is_refused_and_listed_as_partial(tmp_path):
         m.check_set(partial)
     with pytest.raises(m.SetError, match="partial"):
         resolve_set(tmp_path, "20260102T150405Z-dev")
-    [info] = m.scan_sets(tmp_path)
+    [info] = backup_sets.scan_sets(tmp_path)
     assert not info.complete
 
 
-def _info(tmp_path: Path, age_hours: int, *, verified=False, complete=True) -> m.SetInfo:
+def _info(tmp_path: Path, age_hours: int, *, verified=False, complete=True) -> backup_sets.SetInfo:
     created = WHEN - timedelta(hours=age_hours)
     name = m.set_name(created, "dev")
-    return m.SetInfo(name=name, path=tmp_path / name, created=created, complete=complete, verified=verified,
+    return backup_sets.SetInfo(name=name, path=tmp_path / name, created=created, complete=complete, verified=verified,
                      size=1, components=("mysql",))  # fmt: skip
 
 
 def test_retention_removes_the_oldest_beyond_keep(tmp_path):
     sets = [_info(tmp_path, h) for h in range(5)]
-    removed = m.sets_to_remove(sets, keep=2)
+    removed = backup_sets.sets_to_remove(sets, keep=2)
     assert [s.name for s in removed] == [s.name for s in sets[2:]]
 
 
@@ -139,16 +140,16 @@ def test_retention_never_removes_the_newest_verified_set(tmp_path):
         _info(tmp_path, 2, verified=True),
         _info(tmp_path, 3, verified=True),
     ]
-    removed = m.sets_to_remove(sets, keep=1)
+    removed = backup_sets.sets_to_remove(sets, keep=1)
     assert sets[2] not in removed
     assert sets[3] in removed and sets[1] in removed
 
 
 def test_retention_ignores_partial_sets_and_rejects_zero(tmp_path):
     sets = [_info(tmp_path, 0, complete=False), _info(tmp_path, 1), _info(tmp_path, 2)]
-    assert m.sets_to_remove(sets, keep=2) == []
+    assert backup_sets.sets_to_remove(sets, keep=2) == []
     with pytest.raises(ValueError):
-        m.sets_to_remove(sets, keep=0)
+        backup_sets.sets_to_remove(sets, keep=0)
 
 
 def test_scan_lists_newest_first_with_verified_state(tmp_path):
@@ -156,7 +157,7 @@ def test_scan_lists_newest_first_with_verified_state(tmp_path):
     newer = make_set(tmp_path, "20260102T000000Z-dev")
     m.write_json(newer / m.VERIFIED, {"verified_at": "now"})
     (tmp_path / "not-a-set").mkdir()
-    sets = m.scan_sets(tmp_path)
+    sets = backup_sets.scan_sets(tmp_path)
     assert [s.name for s in sets] == ["20260102T000000Z-dev", "20260101T000000Z-dev"]
     assert sets[0].verified and not sets[1].verified
     assert resolve_set(tmp_path, "latest") == newer
@@ -174,9 +175,9 @@ def test_latest_and_retention_stay_within_one_environment(tmp_path: Path):
     from enlaight_ops.backup.sets import of_env
 
     sets = [
-        m.SetInfo("20261127T100000Z-prod", tmp_path / "a", None, True, False, 1, ()),
-        m.SetInfo("20261127T090000Z-dev", tmp_path / "b", None, True, False, 1, ()),
-        m.SetInfo(".20261127T110000Z-dev.partial", tmp_path / "c", None, False, False, 1, ()),
+        backup_sets.SetInfo("20261127T100000Z-prod", tmp_path / "a", None, True, False, 1, ()),
+        backup_sets.SetInfo("20261127T090000Z-dev", tmp_path / "b", None, True, False, 1, ()),
+        backup_sets.SetInfo(".20261127T110000Z-dev.partial", tmp_path / "c", None, False, False, 1, ()),
     ]
     assert [s.name for s in of_env(sets, "dev")] == ["20261127T090000Z-dev", ".20261127T110000Z-dev.partial"]
     assert [s.name for s in of_env(sets, "prod")] == ["20261127T100000Z-prod"]
