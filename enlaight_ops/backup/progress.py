@@ -13,7 +13,7 @@ from rich.text import Text
 from .. import ui
 
 _PLAIN_EVERY = 10.0  # seconds between progress lines when not on a terminal
-_STYLE = {"waiting": "dim", "running": "yellow", "done": "green", "failed": "bold red", "skipped": "dim"}
+_STYLE = {"waiting": "dim", "running": "yellow", "done": "green", "failed": "bold red", "cancelled": "dim"}
 
 
 class Board:

@@ -135,14 +135,11 @@ def pump_from_file(
     compressed: bool,
     on_progress: Callable[[int], None] = lambda raw: None,
     cancelled: threading.Event | None = None,
-    head: bytes = b"",
 ) -> int:
     """Feed a set file (decompressed when it is gzip) into a process's stdin, then close it."""
     unpack = zlib.decompressobj(_GZIP_WBITS) if compressed else None
     fed = 0
     try:
-        if head:
-            sink.write(head)
         with path.open("rb") as handle:
             while chunk := handle.read(CHUNK):
                 if cancelled is not None and cancelled.is_set():

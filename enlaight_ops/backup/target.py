@@ -125,7 +125,7 @@ def dump_to_file(
 
 
 def load_from_file(
-    target: Target, argv: list[str], path: Path, what: str, *, compressed: bool, progress: Progress, head: bytes = b""
+    target: Target, argv: list[str], path: Path, what: str, *, compressed: bool, progress: Progress
 ) -> None:
     """Feed a set file into a command's stdin (a restore); fail with the command's last words."""
     with stderr_file() as err:
@@ -138,7 +138,6 @@ def load_from_file(
                     path,
                     process.stdin,
                     compressed=compressed,
-                    head=head,
                     on_progress=lambda raw: progress(raw, raw),
                     cancelled=target.processes.cancelled,
                 )
