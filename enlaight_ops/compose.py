@@ -16,12 +16,9 @@ from functools import cached_property
 from typing import Any
 
 from .envfile import mask_text, parse_env
-from .errors import CommandFailed, PrerequisiteError, UsageError
+from .errors import UsageError
+from .runner import Result, run
 from .settings import StackSettings
-
-DOCKER_INSTALL_HINT = (
-    "install Docker Engine (https://docs.docker.com/engine/install/) or run scripts/provision-engine.sh"
-)
 
 
 @dataclass(frozen=True)
@@ -109,21 +106,10 @@ class Compose:
         return argv + list(args)
 
     # -- running them ----------------------------------------------------------------------------------------
-    def run(
-        self, *args: str, capture: bool = False, check: bool = True, stdin: Any = None
-    ) -> subprocess.CompletedProcess:
+    def run(self, *args: str, capture: bool = False, check: bool = True, stdin: Any = None) -> Result:
         """Run a compose subcommand. Captured output is returned; otherwise it streams to the terminal."""
-        argv = self.argv(*args)
-        try:
-            result = subprocess.run(argv, capture_output=capture, text=capture, stdin=stdin, check=False)
-        except FileNotFoundError as exc:
-            raise PrerequisiteError(f"{argv[0]} not found: {DOCKER_INSTALL_HINT}") from exc
-        if check and result.returncode != 0:
-            detail = self.mask((result.stderr or "").strip()) if capture else ""
-            raise CommandFailed(
-                detail or f"docker compose {args[0]} failed (exit {result.returncode})", result.returncode
-            )
-        return result
+        return run(self.argv(*args), capture=capture, check=check, stdin=stdin, what=f"docker compose {args[0]}",
+                   mask=self.mask)  # fmt: skip
 
     def mask(self, text: str) -> str:
         """`text` with every secret value of the env files replaced (error output may echo a command or config)."""
@@ -166,10 +152,7 @@ class Compose:
         argv = ["docker", "ps", "--all", "--no-trunc", "--format", _DOCKER_PS_FORMAT,
                 "--filter", f"label=com.docker.compose.project={self.settings.project}",
                 "--filter", "label=com.docker.compose.oneoff=False"]  # fmt: skip
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise CommandFailed(result.stderr.strip() or "docker ps failed", result.returncode)
-        return parse_docker_ps_output(result.stdout)
+        return parse_docker_ps_output(run(argv, what="docker ps").stdout)
 
     def validate_services(self, requested: Iterable[str]) -> list[str]:
         requested = list(requested)

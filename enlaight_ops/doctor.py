@@ -12,7 +12,6 @@ import re
 import shutil
 import socket
 import stat
-import subprocess
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from typing import Literal
 from .compose import MIN_COMPOSE, compose_version_supported, version_tuple
 from .envfile import CHANGE_ME, GENERATE, check_env, is_secret, parse_env, referenced_variables
 from .errors import PrerequisiteError, ToolkitError
+from .runner import Result, run
 from .settings import StackSettings
 
 Verdict = Literal["pass", "warn", "fail"]
@@ -32,6 +32,9 @@ MIN_FREE_DISK_GB, WARN_FREE_DISK_GB = 5, 15
 MIN_MEMORY_GB, WARN_MEMORY_GB = 2, 4
 WEAK_SECRETS = {"password", "secret", "changeme", "change-me", "admin", "root", "n8n_dev_password", "123456"}
 MIN_SECRET_LENGTH = 16
+# Defaults published in upstream source, as good as no secret: Superset's GUEST_TOKEN_JWT_SECRET (anyone could sign
+# guest tokens for embedded dashboards with it).
+PUBLIC_DEFAULT_SECRETS = {"test-guest-secret-change-me"}
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,11 @@ class Check:
     fix: str = ""
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess | None:
+def _run(argv: list[str]) -> Result | None:
+    """A probe: its result, or None when it hung (a daemon that accepts but never answers)."""
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return run(argv, check=False, timeout=20)
+    except ToolkitError:
         return None
 
 
@@ -201,6 +205,8 @@ def weak_values(values: dict[str, str]) -> list[str]:
     for key, value in values.items():
         if value in (GENERATE, CHANGE_ME):
             weak.append(f"{key} is a placeholder")
+        elif is_secret(key) and value.strip() in PUBLIC_DEFAULT_SECRETS:
+            weak.append(f"{key} is a publicly known default")
         elif is_secret(key) and value and (len(value) < MIN_SECRET_LENGTH or value.lower() in WEAK_SECRETS):
             weak.append(f"{key} is weak (under {MIN_SECRET_LENGTH} characters or a common word)")
     return weak

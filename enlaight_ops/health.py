@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .compose import Compose, ContainerState
+from .runner import run
 
 Status = Literal["ready", "waiting", "failed"]
 # Twice as often as Compose's own --wait; a poll is one `docker ps` (~25 ms), plus, on a terminal, one
@@ -186,8 +186,8 @@ def last_health_outputs(container_names: Sequence[str]) -> dict[str, str]:
     names = [n for n in container_names if n]
     if not names:
         return {}
-    result = subprocess.run(["docker", "inspect", *names], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    result = run(["docker", "inspect", *names], check=False)
+    if not result.ok:
         return {}
     outputs = {}
     for container in json.loads(result.stdout):
@@ -209,9 +209,9 @@ class Diagnosis:
 
 def diagnose(container_name: str, service: str, logs: str = "") -> Diagnosis:
     """Read the facts `docker inspect` holds about a failed container, and name a likely cause."""
-    result = subprocess.run(["docker", "inspect", container_name], capture_output=True, text=True, check=False)
+    result = run(["docker", "inspect", container_name], check=False)
     state: dict[str, Any] = {}
-    if result.returncode == 0:
+    if result.ok:
         state = json.loads(result.stdout)[0].get("State", {})
     health_log = [entry.get("Output", "").strip() for entry in (state.get("Health") or {}).get("Log", [])[-3:]]
     oom = bool(state.get("OOMKilled"))

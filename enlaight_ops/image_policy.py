@@ -13,13 +13,13 @@ unit-tested on captured engine answers; `ensure_images` does the I/O.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .compose import Compose
 from .errors import ToolkitError
+from .runner import Result, run
 
 Log = Callable[[str], object]
 PullFailure = Literal["unreachable", "unknown-image", "other"]
@@ -159,8 +159,8 @@ def pull_image(reference: str) -> tuple[bool, str]:
     return result.returncode == 0, (result.stderr or result.stdout or "")
 
 
-def _docker(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+def _docker(*args: str) -> Result:
+    return run(["docker", *args], check=False)
 
 
 def ensure_images(compose: Compose, services: Sequence[str], *, build: bool, log: Log) -> None:

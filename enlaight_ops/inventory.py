@@ -7,11 +7,10 @@ another project, or of no project, is never even listed, let alone removed.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import CommandFailed
+from .runner import run
 
 PROJECT_LABEL = "com.docker.compose.project"
 
@@ -27,10 +26,7 @@ class Resource:
 
 
 def _docker(*args: str) -> str:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise CommandFailed(f"docker {args[0]} {args[1] if len(args) > 1 else ''}: {result.stderr.strip()}", 1)
-    return result.stdout
+    return run(["docker", *args], what=f"docker {' '.join(args[:2])}").stdout
 
 
 def _json_lines(text: str) -> list[dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any
 from .. import __version__, ui
 from ..compose import Compose
 from ..errors import Interrupted, ToolkitError, UsageError
+from ..runner import run
 from . import manifest as m
 from .components import all_components, select
 from .parallel import run_parallel, sigterm_as_interrupt
@@ -135,8 +135,8 @@ def _seal(partial: Path, compose: Compose, parts: dict[str, dict[str, Any]], sta
 
 def _git(root: Path) -> dict[str, Any]:
     def git(*args: str) -> str:
-        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
-        return result.stdout.strip() if result.returncode == 0 else ""
+        result = run(["git", "-C", str(root), *args], check=False)
+        return result.stdout.strip() if result.ok else ""
 
     commit = git("rev-parse", "HEAD")
     return {"git_commit": commit or None, "git_dirty": bool(git("status", "--porcelain")) if commit else None}

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..runner import run
 from .streams import ComponentFailed, run_bytes
 from .target import Progress, Target, dump_to_file, load_from_file
 
@@ -87,8 +88,7 @@ def docker_run_argv(target: Target, volume: str, *command: str, read_only: bool,
 
 
 def volume_exists(name: str) -> bool:
-    result = subprocess.run(["docker", "volume", "inspect", name], capture_output=True, check=False)
-    return result.returncode == 0
+    return run(["docker", "volume", "inspect", name], check=False).ok
 
 
 def create_volume(target: Target, key: str) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..compose import Compose, ContainerState
 from ..envfile import parse_env
+from ..runner import Result, run
 from ..settings import StackSettings
 from .report import SeedError, StepReport
 
@@ -43,6 +43,10 @@ def service_problem(states: Sequence[ContainerState], service: str) -> str | Non
     return None
 
 
+def _seed_error(message: str, _exit_code: int) -> SeedError:
+    return SeedError(message)
+
+
 @dataclass
 class SeedContext:
     compose: Compose
@@ -67,7 +71,7 @@ class SeedContext:
         env_names: Sequence[str] = (),
         check: bool = True,
         what: str | None = None,
-    ) -> subprocess.CompletedProcess:
+    ) -> Result:
         """`docker compose exec -T SERVICE ARGV`, output captured; `input_text` goes to its stdin.
 
         `env_names` are passed as `-e NAME` without a value: Compose takes the value from the stack's env files or
@@ -75,16 +79,8 @@ class SeedContext:
         """
         env_flags = [flag for name in env_names for flag in ("-e", name)]
         full = self.compose.argv("exec", "-T", *env_flags, service, *argv)
-        try:
-            result = subprocess.run(
-                full, input=input_text or "", capture_output=True, text=True, timeout=EXEC_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise SeedError(f"{what or argv[0]} in {service} took more than {EXEC_TIMEOUT}s") from exc
-        if check and result.returncode != 0:
-            detail = (result.stderr.strip() or result.stdout.strip())[-800:]
-            raise SeedError(f"{what or ' '.join(argv[:3])} in {service} failed (exit {result.returncode}): {detail}")
-        return result
+        return run(full, input=input_text or "", timeout=EXEC_TIMEOUT, check=check, mask=self.compose.mask,
+                   what=f"{what or ' '.join(argv[:3])} in {service}", error=_seed_error)  # fmt: skip
 
 
 # Runs inside the n8n container (its image always has node): one HTTP request read as JSON from stdin, so header

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from enlaight_ops import doctor
-from enlaight_ops.envfile import check_env, referenced_variables
+from enlaight_ops.envfile import check_env, referenced_variables, sync_env_file
 
 SAMPLE = "SECRET_KEY=__GENERATE__\nDEBUG=1\nDB_PASSWORD=__GENERATE__\n"
 
@@ -111,3 +111,32 @@ def test_unread_keys_are_a_warning(tmp_path: Path):
     env = write(tmp_path / ".env", "DEBUG=1\nDEBGU=0\n")
     check = doctor.check_env_file(env, sample)
     assert (check.verdict, check.detail) == ("warn", "not read by anything: DEBGU")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (None, "missing: GUEST_TOKEN_JWT_SECRET"),
+        ("GUEST_TOKEN_JWT_SECRET=", "blank: GUEST_TOKEN_JWT_SECRET"),
+        ("GUEST_TOKEN_JWT_SECRET=   ", "blank: GUEST_TOKEN_JWT_SECRET"),
+        ("GUEST_TOKEN_JWT_SECRET=__GENERATE__", "GUEST_TOKEN_JWT_SECRET is a placeholder"),
+        ("GUEST_TOKEN_JWT_SECRET=__CHANGE_ME__", "GUEST_TOKEN_JWT_SECRET is a placeholder"),
+        ("GUEST_TOKEN_JWT_SECRET=test-guest-secret-change-me", "GUEST_TOKEN_JWT_SECRET is a publicly known default"),
+    ],
+)
+def test_prod_fails_without_a_real_guest_token_secret(tmp_path: Path, line: str | None, reason: str):
+    """Superset signs embedded-dashboard guest tokens with it; its built-in default is public."""
+    repo_sample = Path(__file__).resolve().parents[2] / "env.sample"
+    sample = write(tmp_path / "env.sample", repo_sample.read_text())
+    env = tmp_path / ".env"
+    sync_env_file(sample, env)  # every secret generated, as `invoke env` does
+    kept = [entry for entry in env.read_text().splitlines() if not entry.startswith("GUEST_TOKEN_JWT_SECRET=")]
+    write(env, "\n".join(kept + ([line] if line is not None else [])) + "\n")
+    prod_config = {"services": {"backend": {"environment": {"DEBUG": "0"}}}}  # what the prod overlay forces
+    checks = [doctor.check_env_file(env, sample), doctor.check_production_settings(env, "prod", prod_config)]
+    failures = [check for check in checks if check.verdict == "fail"]
+    assert failures and any(reason in check.detail for check in failures), checks
+
+    write(env, "\n".join([*kept, "GUEST_TOKEN_JWT_SECRET=" + "g" * 48]) + "\n")
+    checks = [doctor.check_env_file(env, sample), doctor.check_production_settings(env, "prod", prod_config)]
+    assert [check.verdict for check in checks] == ["pass", "pass"], checks
