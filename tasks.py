@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -154,10 +156,10 @@ def build(c, service=None, no_cache=False, pull=False, prod=False):
 def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False):
     """Start the stack (or some services) and wait until every one is healthy; say why when one is not."""
     settings = _settings(c, prod)
+    seconds = _seconds(timeout, settings)
     ui.info(settings.describe())
     _ensure_env_file(settings)
-    lifecycle.start(Compose(settings), service or [], build=build, wait=not no_wait,
-                    timeout=float(timeout or settings.wait_timeout))  # fmt: skip
+    lifecycle.start(Compose(settings), service or [], build=build, wait=not no_wait, timeout=seconds)
 
 
 @stack_task(
@@ -170,10 +172,11 @@ def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False)
 )
 def wait(c, service=None, timeout=None, json_=False, prod=False):
     """Wait until the running stack (or some services) is healthy; exit non-zero with diagnostics if not."""
+    seconds = _seconds(timeout, _settings(c, prod))  # bad input is reported before anything runs
     compose = _stack(c, prod, announce=not json_)
     services = compose.validate_services(service or [])
     try:
-        verdict = lifecycle.wait(compose, services, timeout=float(timeout or compose.settings.wait_timeout))
+        verdict = lifecycle.wait(compose, services, timeout=seconds)
     finally:
         if json_:
             print(json.dumps([c.as_dict() for c in compose.ps()], indent=2))
@@ -303,6 +306,27 @@ def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=
                 confirm=lambda question: yes or _confirm(question))  # fmt: skip
 
 
+def _seconds(value: str | None, settings: StackSettings) -> float:
+    """--timeout, or enlaight.wait_timeout when it is not given."""
+    if value is None:
+        return settings.wait_timeout
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise UsageError(f"--timeout must be a number of seconds above 0, not {value!r}")
+    return seconds
+
+
+def _whole_number(value: str | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]+", str(value)) or int(value) < 1:
+        raise UsageError(f"{flag} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 def _remainder_args(c: Any) -> list[str]:
     """The words after `--`, as typed: invoke joins them into one string, losing the shell's quoting."""
     if "--" in sys.argv:
@@ -378,9 +402,10 @@ def backup_create(c, service=None, to=None, keep=None, prod=False):
     """Back up every database and state volume into one timestamped, checksummed set (atomic: all or nothing)."""
     from enlaight_ops.backup import create_backup
 
+    keep_sets = _whole_number(keep, "--keep")  # bad input is reported before anything runs
     compose = _stack(c, prod)
     create_backup(compose, services=service or [], directory=_backup_dir(compose.settings, to),
-                  tools_image=compose.settings.tools_image, keep=int(keep) if keep is not None else None)  # fmt: skip
+                  tools_image=compose.settings.tools_image, keep=keep_sets)  # fmt: skip
 
 
 @stack_task(help={"to": "the backup directory (default: enlaight.backup_dir)"})
