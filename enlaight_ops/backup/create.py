@@ -19,7 +19,7 @@ from . import manifest as m
 from .components import all_components, select
 from .parallel import run_parallel, sigterm_as_interrupt
 from .progress import Board
-from .sets import PID_FILE, apply_retention, remove_stale_partials
+from .sets import PID_FILE, apply_retention, private_files, remove_stale_partials
 from .streams import Cancelled
 from .target import Component, Target
 
@@ -31,6 +31,11 @@ def create_backup(
     components = _runnable(target, select(all_components(compose.config), services), explicit=bool(services))
     if keep is not None and keep < 1:
         raise UsageError("--keep must be at least 1")
+    with private_files():
+        return _create(compose, target, components, directory, keep)
+
+
+def _create(compose: Compose, target: Target, components: list[Component], directory: Path, keep: int | None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(directory)
     started_at = datetime.now(UTC)

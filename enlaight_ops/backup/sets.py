@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,7 +109,26 @@ def show_sets(directory: Path) -> list[SetInfo]:
         when = s.created.strftime("%Y-%m-%d %H:%M:%S UTC") if s.created else "?"
         rows.append((s.name, when, ui.human_size(s.size), ", ".join(s.components) or "-", status))
     ui.table(f"backup sets in {directory}", ["set", "time", "size", "components", "state"], rows)
+    for s in sets:
+        if readable_by_others(s.path):
+            ui.warn(f"{s.name} is readable by other users (it holds password hashes and n8n's encryption key): "
+                    f"chmod -R go-rwx {s.path}")  # fmt: skip
     return sets
+
+
+def readable_by_others(path: Path) -> bool:
+    """A set directory or any file in it that group or others may read, write or enter."""
+    return any(p.stat().st_mode & 0o077 for p in (path, *path.iterdir()))
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Everything created inside is the owner's alone (0700 directories, 0600 files): a set holds secrets."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def apply_retention(directory: Path, keep: int, env: str | None = None) -> list[SetInfo]:

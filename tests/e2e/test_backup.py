@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -167,8 +168,14 @@ def test_round_trip_loses_nothing(stack: Stack):
     assert files == ["SHA256SUMS", "manifest.json", "mysql.sql.gz", "postgres-globals.sql.gz", "postgres.dump",
                      "redis.rdb.gz", "volume-n8n_data.tar.gz", "volume-superset_home.tar.gz"]  # fmt: skip
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=set_dir, capture_output=True).returncode == 0
-    listed = stack.invoke("backup.list").stdout
-    assert name[:12] in listed and "complete" in listed
+    # A set holds password hashes and n8n's encryption key: the owner's alone.
+    assert stat.S_IMODE(set_dir.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in set_dir.iterdir()} == {0o600}
+    listed = stack.invoke("backup.list")
+    assert name[:12] in listed.stdout and "complete" in listed.stdout and "readable by other" not in listed.stderr
+    (set_dir / "manifest.json").chmod(0o644)
+    assert "readable by other users" in stack.invoke("backup.list").stderr
+    (set_dir / "manifest.json").chmod(0o600)
 
     verified = stack.invoke("backup.verify", name)
     assert "verified" in verified.stderr
