@@ -1,4 +1,4 @@
-"""What a backup set is on disk, and the pure rules about it: names, manifest, SHA256SUMS, validation, retention.
+"""What a backup set is on disk, and the pure rules about it: names, manifest, SHA256SUMS, validation.
 
 A set is one directory named by UTC time and environment (``20260102T150405Z-dev``) holding one file per part
 (``mysql.sql.gz``, ``postgres.dump`` ...), ``manifest.json`` and ``SHA256SUMS`` (written last, so a set without it
