@@ -19,6 +19,7 @@ REQUESTS_CA_BUNDLE and NODE_EXTRA_CA_CERTS point at it in every image built on i
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from enlaight_ops.errors import ToolkitError
+from enlaight_ops.errors import LocalImagesError
 
 Log = Callable[[str], object]
 
@@ -50,18 +51,11 @@ CA_PATH_IN_IMAGE = "/usr/local/share/enlaight/ca-bundle.crt"
 CA_ENV_VARS = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Keys of the env file, in the order of the spec's table.
+# Keys of the env file, in the order the README lists the image variables.
 ENV_KEYS = (
     "MYSQL_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE", "SMTP_IMAGE", "NGINX_IMAGE", "PYTHON_IMAGE", "NODE_IMAGE",
-    "N8N_IMAGE",
+    "N8N_IMAGE", "SUPERSET_IMAGE",
 )  # fmt: skip
-
-
-class LocalImagesError(ToolkitError):
-    """Any failure of the local build; its message alone tells the user what went wrong.
-
-    A ToolkitError, so `invoke images.local` reports it as one line instead of a traceback.
-    """
 
 
 @dataclass(frozen=True)
@@ -83,6 +77,7 @@ IMAGES: tuple[LocalImage, ...] = (
     LocalImage("node", "enlaight-local/node:22", "NODE_IMAGE", (("BASE_IMAGE", "debian"), ("FETCH_IMAGE", "python"))),
     # n8n from npm: the slowest image (minutes, ~1.8 GB), built by default because n8n is part of every stack.
     LocalImage("n8n", "enlaight-local/n8n:1.123.81", "N8N_IMAGE", (("BASE_IMAGE", "node"),)),
+    LocalImage("superset", "enlaight-local/superset:4.1.2", "SUPERSET_IMAGE", (("BASE_IMAGE", "python"),)),
 )
 
 
@@ -365,17 +360,6 @@ def _docker_env() -> dict[str, str]:
     return env
 
 
-def _check_docker() -> None:
-    if shutil.which("docker") is None:
-        raise LocalImagesError("the docker CLI is not installed")
-    proc = subprocess.run(
-        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
-        raise LocalImagesError(f"the Docker engine is not reachable: {reason}")
-
-
 def image_hash_label(tag: str) -> str | None:
     """The hash label of a local image, or None if the tag does not exist (or has no label)."""
     proc = subprocess.run(
@@ -562,6 +546,9 @@ def _build_dockerfile(image: LocalImage, image_hash: str, force: bool, docker_en
 # --------------------------------------------------------------------------------------------------
 
 
+LOCK_FILE = Path(tempfile.gettempdir()) / "enlaight-local-images.lock"
+
+
 def build_local_images(
     *,
     ca_bundle: Path | None,
@@ -576,10 +563,23 @@ def build_local_images(
     built from are included but only rebuilt if out of date. `force` rebuilds the selected images
     without Docker's layer cache even when they are up to date.
     """
+    # Two runs at once (two terminals, `start` beside `images.local`, parallel tests) would build the same tags
+    # over each other: the second waits, then finds the images up to date.
+    with open(LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"images: another build of local images is running; waiting for it ({LOCK_FILE})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(ca_bundle=ca_bundle, env_file=env_file, only=only, force=force, log=log)
+
+
+def _build_locked(
+    *, ca_bundle: Path | None, env_file: Path, only: list[str] | None, force: bool, log: Log
+) -> dict[str, str]:
     total_started = time.monotonic()
     if ca_bundle is not None and not ca_bundle.is_file():
         raise LocalImagesError(f"CA bundle {ca_bundle} does not exist")
-    _check_docker()
     docker_env = _docker_env()
 
     mirrors = host_mirrors()
@@ -615,8 +615,8 @@ def build_local_images(
     available = [image.name for image in IMAGES if image_hash_label(image.tag) == hashes[image.name]]
     mapping = env_mapping(IMAGES, available)
     missing = [image.name for image in IMAGES if image.env_key and image.name not in available]
-    if missing:
-        log(f"images: not built (run without --only to build them): {', '.join(missing)}")
+    if missing and only is None:
+        log(f"images: not built: {', '.join(missing)}")
     write_env_file(env_file, mapping)
     log(f"images: wrote {env_file} ({len(mapping)} images); total {time.monotonic() - total_started:.1f}s")
     return mapping

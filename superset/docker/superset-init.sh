@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
 # One-shot initialisation run by the superset-init service before Superset starts.
-# Idempotent: safe on every `invoke start`.
+# Idempotent: safe on every `invoke start`. No secret on any command line (argv shows in `ps` on the host):
+# the admin is created by a Python script that reads SUPERSET_ADMIN_* from the environment.
 set -o errexit -o pipefail -o nounset
 
 superset db upgrade
-# create-admin leaves an existing admin untouched.
-superset fab create-admin \
-  --username "${SUPERSET_ADMIN_USERNAME}" \
-  --firstname Enlaight \
-  --lastname Admin \
-  --email "${SUPERSET_ADMIN_EMAIL}" \
-  --password "${SUPERSET_ADMIN_PASSWORD}"
+# Roles and permissions (Admin, Gamma, ...): before the admin, who gets the Admin role.
 superset init
+python /app/docker/superset-create-admin.py

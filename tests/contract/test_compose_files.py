@@ -227,6 +227,30 @@ def test_a_missing_required_value_fails_fast(compose_argv, tmp_path):
     assert "SECRET_KEY" in result.stderr
 
 
+def test_superset_gets_its_guest_token_secret_and_the_read_only_user_is_wired(env_config):
+    services = env_config[1]["services"]
+    for name in ("superset", "superset-init"):
+        environment = services[name]["environment"]
+        assert environment["GUEST_TOKEN_JWT_SECRET"] and environment["SUPERSET_CORS_ORIGINS"], name
+    mysql = services["mysql"]["environment"]
+    assert mysql["SUPERSET_RO_DB_USER"] == "superset_ro" and mysql["SUPERSET_RO_DB_PASSWORD"]
+
+
+def test_superset_without_a_guest_token_secret_fails_fast(compose_argv, tmp_path):
+    """Superset's built-in default is public: no value must stop the stack, not fall back to it."""
+    env_file = tmp_path / "env"
+    env_file.write_text(
+        "\n".join(
+            line
+            for line in (ROOT / "env.sample").read_text().splitlines()
+            if not line.startswith("GUEST_TOKEN_JWT_SECRET=")
+        )
+    )
+    result = compose_config(compose_argv, "prod", env_file=env_file, check=False)
+    assert result.returncode != 0
+    assert "GUEST_TOKEN_JWT_SECRET" in result.stderr
+
+
 # -- the checks catch a broken file: remove a rule with Compose's !reset and watch it fail ------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,29 @@ def test_image_table_matches_spec() -> None:
         "PYTHON_IMAGE": "enlaight-local/python:3.11",
         "NODE_IMAGE": "enlaight-local/node:22",
         "N8N_IMAGE": "enlaight-local/n8n:1.123.81",
+        "SUPERSET_IMAGE": "enlaight-local/superset:4.1.2",
     }
+
+
+def test_local_superset_is_the_version_the_compose_file_pins() -> None:
+    """One Superset version both ways: the official image's tag, the local tag and the PyPI release it installs."""
+    compose = (li.IMAGES_DIR.parent / "docker-compose.yml").read_text()
+    official = set(re.findall(r"\$\{SUPERSET_IMAGE:-apache/superset:([^}]+)\}", compose))
+    local = next(image.tag for image in IMAGES if image.env_key == "SUPERSET_IMAGE").rsplit(":", 1)[1]
+    folder = li.IMAGES_DIR / "superset"
+    wanted = re.findall(r"^apache-superset(?:\[[^]]*\])?==(\S+)$", (folder / "requirements.in").read_text(), re.M)
+    locked = re.findall(r"^apache-superset==(\S+)$", (folder / "constraints.txt").read_text(), re.M)
+    assert official == {local} and wanted == [local] and locked == [local], (official, local, wanted, locked)
+
+
+def test_superset_dockerfile_adds_what_the_local_image_already_has() -> None:
+    """superset/Dockerfile pip-installs PyMySQL and flask-cors on either base: at the locked versions it is a no-op on
+    the local image, so both images run the same versions."""
+    dockerfile = (li.IMAGES_DIR.parent / "superset" / "Dockerfile").read_text()
+    constraints = (li.IMAGES_DIR / "superset" / "constraints.txt").read_text()
+    pins = {name.lower(): version for name, version in re.findall(r"\b([A-Za-z][\w-]*)==([\w.]+)", dockerfile)}
+    locked = dict(re.findall(r"^([a-z][\w-]*)==(\S+)", constraints, re.M))
+    assert pins and pins.items() <= locked.items(), pins
 
 
 def test_every_dockerfile_image_has_a_folder_with_its_base_args() -> None:
@@ -152,7 +175,7 @@ def test_base_change_propagates_to_dependants_only(tmp_path: Path) -> None:
     (images_dir / "python" / "Dockerfile").write_text("# changed\n")
     after = li.compute_hashes(IMAGES, images_dir, "none", extra)
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"python", "smtp-sink", "node", "n8n"}
+    assert changed == {"python", "smtp-sink", "node", "n8n", "superset"}
 
 
 def test_ca_and_debian_settings_change_every_hash(tmp_path: Path) -> None:
