@@ -438,16 +438,20 @@ def backup_verify(c, backup_set, to=None, prod=False):
         "service": "restore only this service's data; repeatable (the others stay untouched)",
         "yes": "do not ask before replacing data",
         "to": "the backup directory (default: enlaight.backup_dir)",
+        "no_safety_set": "do not back up what is replaced first (then a failed restore cannot roll back)",
+        "from_other_env": "allow a set taken from another environment (dev into prod)",
     },
 )
-def restore(c, backup_set, service=None, yes=False, to=None, prod=False):
-    """Restore a backup set into this stack: checks it, asks, stops writers, restores, waits for healthy."""
-    from enlaight_ops.backup import resolve_set, restore_set
+def restore(c, backup_set, service=None, yes=False, to=None, no_safety_set=False, from_other_env=False, prod=False):
+    """Restore a backup set: checks it, asks, keeps a safety set, restores, rolls back by itself on failure."""
+    from enlaight_ops.backup import SAFETY_DIR, resolve_set, restore_set
 
     compose = _stack(c, prod)
-    set_dir = resolve_set(_backup_dir(compose.settings, to), backup_set, compose.settings.env)
+    directory = _backup_dir(compose.settings, to)
+    set_dir = resolve_set(directory, backup_set, compose.settings.env)
     restore_set(compose, set_dir, services=service or [], tools_image=compose.settings.tools_image,
-                confirm=lambda question: yes or _confirm(question))  # fmt: skip
+                confirm=lambda question: yes or _confirm(question), from_other_env=from_other_env,
+                safety_dir=None if no_safety_set else directory / SAFETY_DIR)  # fmt: skip
 
 
 backup = Collection("backup")

@@ -7,11 +7,12 @@ One module per component kind (mysql, postgres, redis, volume), each a dumper an
 
 from .create import create_backup
 from .manifest import SetError, check_set
-from .restore import restore_set
+from .restore import SAFETY_DIR, restore_set
 from .sets import apply_retention, resolve_set, scan_sets, sets_to_remove, show_sets
 from .verify import verify_set
 
 __all__ = [
+    "SAFETY_DIR",
     "SetError",
     "apply_retention",
     "check_set",

@@ -25,10 +25,19 @@ from .target import Component, Target
 
 
 def create_backup(
-    compose: Compose, *, services: Sequence[str], directory: Path, tools_image: str, keep: int | None = None
+    compose: Compose,
+    *,
+    services: Sequence[str],
+    directory: Path,
+    tools_image: str,
+    keep: int | None = None,
+    skip_missing_volumes: bool = False,
 ) -> Path:
+    """One set of `services` (all when empty) in `directory`; its path. A volume named in `services` that does not
+    exist is an error, unless `skip_missing_volumes` (a safety set keeps what there is)."""
     target = Target(compose, tools_image)
-    components = _runnable(target, select(all_components(compose.config), services), explicit=bool(services))
+    explicit = bool(services) and not skip_missing_volumes
+    components = _runnable(target, select(all_components(compose.config), services), explicit=explicit)
     if keep is not None and keep < 1:
         raise UsageError("--keep must be at least 1")
     with private_files():
@@ -50,7 +59,7 @@ def _create(compose: Compose, target: Target, components: list[Component], direc
             board = Board(f"backup {name}", [c.name for c in components])
             jobs = {c.name: _job(c, target, partial, board) for c in components}
             parts = run_parallel(jobs, board, target.processes)
-            _seal(partial, compose, parts, started_at, time.monotonic() - started)
+            _seal(partial, target, parts, started_at, time.monotonic() - started)
             final = directory / name
             # The PID file goes last: until the rename, it tells a concurrent backup this set is still alive.
             (partial / PID_FILE).unlink()
@@ -109,11 +118,12 @@ def _job(component: Component, target: Target, partial: Path, board: Board):
     return run
 
 
-def _seal(partial: Path, compose: Compose, parts: dict[str, dict[str, Any]], started_at: datetime, took: float):
+def _seal(partial: Path, target: Target, parts: dict[str, dict[str, Any]], started_at: datetime, took: float):
     """manifest.json, then SHA256SUMS (last: its presence is what makes a set complete)."""
     digests: dict[str, str] = {}
     for part in parts.values():
         digests.update(part.pop("checksums"))
+    compose = target.compose
     config = compose.config
     manifest = {
         "format": m.FORMAT_VERSION,
@@ -126,6 +136,7 @@ def _seal(partial: Path, compose: Compose, parts: dict[str, dict[str, Any]], sta
         "seconds": round(took, 3),
         "images": {name: spec.get("image", "") for name, spec in sorted(config.get("services", {}).items())},
         "bytes": sum(p["bytes"] for p in parts.values()),
+        "n8n_key_fingerprint": target.n8n_key_fingerprint(),
         "components": parts,
     }
     m.write_json(partial / m.MANIFEST, manifest)

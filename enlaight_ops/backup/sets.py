@@ -86,12 +86,13 @@ def resolve_set(directory: Path, reference: str, env: str | None = None) -> Path
         if not complete:
             raise SetError(f"no complete {env or ''} set in {directory}: run `invoke backup` first")
         return complete[0].path
-    candidate = Path(reference)
-    if candidate.is_dir():
-        return candidate.resolve()
-    named = directory / reference
-    if named.is_dir():
-        return named
+    for candidate in (Path(reference), directory / reference):
+        if candidate.is_dir():
+            resolved = candidate.resolve()
+            if not resolved.is_relative_to(directory.resolve()):
+                raise SetError(f"{reference} is not inside the backup directory {directory}: move the set there, "
+                               "or name its directory with --to")  # fmt: skip
+            return resolved
     hidden = directory / m.partial_name(reference)
     if hidden.is_dir():
         raise SetError(f"{hidden} is a partial set (its backup did not finish): use a complete set")

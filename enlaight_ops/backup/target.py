@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,12 @@ class Target:
 
     def running(self, service: str) -> bool:
         return any(s.service == service and s.state == "running" for s in self.compose.states())
+
+    def n8n_key_fingerprint(self) -> str | None:
+        """A short digest of the N8N_ENCRYPTION_KEY this stack runs n8n with (the key itself is never stored):
+        n8n data restored under another key has credentials nobody can read."""
+        key = self.service_env("n8n", "N8N_ENCRYPTION_KEY")
+        return hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
 
 
 def parse_counts(text: str, separator: str) -> tuple[str, dict[str, int]]:

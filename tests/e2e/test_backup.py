@@ -7,6 +7,8 @@ then a flipped byte, a killed backup and a one-service restore.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import re
 import shutil
 import signal
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from enlaight_ops.backup import SAFETY_DIR
 from enlaight_ops.compose import Compose
 from enlaight_ops.settings import load_settings
 
@@ -198,7 +201,7 @@ def snapshot_tables(stack: Stack) -> str:
 
 
 def latest_set(stack: Stack) -> Path:
-    return max((p for p in sets_dir(stack).iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
+    return max((p for p in sets_dir(stack).iterdir() if p.name[0].isdigit()), key=lambda p: p.name)
 
 
 def test_one_flipped_byte_is_refused_naming_the_file(stack: Stack):
@@ -286,6 +289,11 @@ def test_a_set_from_the_unknown_is_one_clear_line(stack: Stack):
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "backup.list" in errors[0]
+    before = snapshot(stack)
+    outside = stack.invoke("restore", "../" * 12 + "etc", "--yes", check=False)  # /etc, from the project
+    errors = [line for line in outside.stderr.splitlines() if "error" in line]
+    assert outside.returncode != 0 and len(errors) == 1 and "not inside the backup directory" in errors[0]
+    assert snapshot(stack) == before
 
 
 def test_keep_removes_old_sets_but_never_the_newest_verified(stack: Stack):
@@ -293,5 +301,34 @@ def test_keep_removes_old_sets_but_never_the_newest_verified(stack: Stack):
     assert verified
     names = [backup(stack, "-s", "redis") for _ in range(2)]
     backup(stack, "-s", "redis", "--keep", "1")
-    left = sorted(p.name for p in sets_dir(stack).iterdir())
+    left = sorted(p.name for p in sets_dir(stack).iterdir() if p.name != SAFETY_DIR)
     assert set(verified) <= set(left) and names[0] not in left and len(left) == 2, left
+    assert any((sets_dir(stack) / SAFETY_DIR).iterdir()), "retention never counts or removes safety sets"
+
+
+def test_a_restore_that_fails_puts_every_component_back_by_itself(stack: Stack):
+    """A set whose MySQL dump fails at its very end (after the databases were replaced): the restore rolls every
+    component back from its safety set, and every table, key and file equals the state before the restore."""
+    full_sets = [
+        p for p in sets_dir(stack).iterdir() if (p / "mysql.sql.gz").is_file() and (p / "SHA256SUMS").is_file()
+    ]
+    source = max(full_sets, key=lambda p: p.name)
+    broken = sets_dir(stack) / "20991231T235959Z-dev"
+    shutil.copytree(source, broken)
+    try:
+        dump = broken / "mysql.sql.gz"
+        dump.write_bytes(gzip.compress(gzip.decompress(dump.read_bytes()) + b"\nTHIS IS NOT SQL;\n"))
+        sums = (broken / "SHA256SUMS").read_text()
+        digest = hashlib.sha256(dump.read_bytes()).hexdigest()
+        sums = re.sub(r"^[0-9a-f]{64}(  mysql\.sql\.gz)$", digest + r"\1", sums, flags=re.M)
+        (broken / "SHA256SUMS").write_text(sums)
+        run_in(stack, "mysql", MYSQL, "INSERT INTO superset.e2e_dashboards VALUES (4, 'only after the backup');")
+        run_in(stack, "redis", "redis-cli set only-after-backup 1 >/dev/null")
+        before = snapshot(stack)
+
+        result = stack.invoke("restore", broken.name, "--yes", check=False)
+        assert result.returncode != 0, result.stderr
+        assert "safety set" in result.stderr and "put back as it was" in result.stderr, result.stderr
+        assert snapshot(stack) == before
+    finally:
+        shutil.rmtree(broken, ignore_errors=True)
