@@ -228,6 +228,17 @@ def check_production_settings(env_file: Path, env: str, config: dict | None = No
     return Check("production settings", "pass", "no placeholder or weak secret; debug off")
 
 
+def check_mail_relay(env_file: Path, env: str) -> Check:
+    """Production has no SMTP sink: mail the backend sends needs a real relay."""
+    if env != "prod":
+        return Check("mail relay", "pass", "development: the SMTP sink keeps every mail")
+    host = (parse_env(env_file.read_text()) if env_file.is_file() else {}).get("EMAIL_HOST", "")
+    if host in ("", "smtp"):
+        return Check("mail relay", "warn", f"EMAIL_HOST is {host or 'unset'}: production has no SMTP sink",
+                     "set EMAIL_HOST (and EMAIL_PORT, EMAIL_USE_TLS) in .env to your mail relay")  # fmt: skip
+    return Check("mail relay", "pass", f"mail goes to {host}")
+
+
 def check_compose_config(settings: StackSettings, run: Callable[[], dict]) -> tuple[Check, dict]:
     try:
         return Check("compose config", "pass", f"valid for {settings.env}"), run()
@@ -260,6 +271,7 @@ def run_checks(
         check_env_file(env_file, settings.root / "env.sample", settings.compose_files),
         check_env_permissions(env_file),
         check_production_settings(env_file, settings.env, config),
+        check_mail_relay(env_file, settings.env),
         config_check,
     ]  # fmt: skip
     if config:

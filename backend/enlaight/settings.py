@@ -21,7 +21,7 @@ def env_str(name: str, default: str = "") -> str:
 
 def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():  # unset, or blank in .env: the default
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -70,6 +70,15 @@ DEBUG = env_bool("DEBUG", False)
 # (http://127.0.0.1:8000/api/health/) work whatever ALLOWED_HOSTS says.
 ALLOWED_HOSTS = list(dict.fromkeys(env_list("ALLOWED_HOSTS") + ["127.0.0.1", "localhost"]))
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# Behind a proxy that terminates TLS (production): trust its X-Forwarded-Proto, send cookies over HTTPS only and
+# ask browsers for HTTPS from then on (HSTS). Each can be set on its own; all follow BEHIND_TLS_PROXY by default.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", BEHIND_TLS_PROXY)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if BEHIND_TLS_PROXY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 
 INSTALLED_APPS = [
     "django.contrib.admin",

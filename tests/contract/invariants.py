@@ -117,3 +117,18 @@ def hot_reload_mounts(config: Config) -> list[str]:
         if not any(v.get("type") == "bind" and v.get("target") == target for v in mounts):
             bad.append(f"{name}: no source mount on {target}")
     return bad
+
+
+def published_on_all_interfaces(config: Config) -> list[str]:
+    """Services with a host port bound to every interface (no host_ip, or 0.0.0.0 / ::)."""
+    return sorted(
+        name
+        for name, service in config["services"].items()
+        if any(p.get("host_ip", "") in ("", "0.0.0.0", "::") for p in service.get("ports") or [])
+    )
+
+
+def runs_as_root(service: dict) -> bool:
+    """A service whose `user` is unset (the image's default, root for most) or names uid 0 / root."""
+    user = str(service.get("user", "")).split(":")[0]
+    return user in ("", "0", "root")

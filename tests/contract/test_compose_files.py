@@ -72,7 +72,7 @@ def dev_config(compose_argv):
 
 
 def test_every_platform_service_is_defined(env_config):
-    _, config = env_config
+    env, config = env_config
     assert set(config["services"]) == {
         "frontend",
         "backend",
@@ -82,8 +82,7 @@ def test_every_platform_service_is_defined(env_config):
         "n8n",
         "superset",
         "superset-init",
-        "smtp",
-    }
+    } | ({"smtp"} if env == "dev" else set())
 
 
 def test_every_long_running_service_has_a_healthcheck(env_config):
@@ -110,7 +109,7 @@ def test_networks_split_databases_from_public(env_config):
     for db in inv.DATABASE_SERVICES:
         assert list(services[db]["networks"]) == ["internal"]
     for public in ("frontend", "smtp"):
-        assert "internal" not in services[public]["networks"]
+        assert public not in services or "internal" not in services[public]["networks"]
     assert config["networks"]["internal"].get("internal", False) is (env == "prod")
 
 
@@ -180,7 +179,8 @@ def test_every_image_can_be_overridden(compose_argv):
     for env in OVERLAYS:
         services = compose_config(compose_argv, env, env_overrides=overrides)["services"]
         for svc, var in IMAGE_VARIABLES.items():
-            assert services[svc]["image"] == overrides[var]
+            if svc in services:  # the SMTP sink is a development service
+                assert services[svc]["image"] == overrides[var]
         for svc, args in BUILD_ARGS.items():
             for arg in args:
                 assert services[svc]["build"]["args"][arg] == overrides[arg]
@@ -278,3 +278,17 @@ def test_a_source_mount_in_prod_is_caught(compose_argv, tmp_path):
     broken = _mutation(tmp_path, "services:\n  backend:\n    volumes: ['./backend:/app']\n")
     config = compose_config(compose_argv, "prod", broken)
     assert inv.bind_mounts(config) == [f"backend: bind mount {ROOT / 'backend'} -> /app"]
+
+
+def test_prod_listens_on_every_interface_only_for_the_front_end(prod_config):
+    assert inv.published_on_all_interfaces(prod_config) == ["frontend"]
+    admin_ports = {name: [p["host_ip"] for p in prod_config["services"][name]["ports"]]
+                   for name in ("backend", "n8n", "superset")}  # fmt: skip
+    assert admin_ports == {"backend": ["127.0.0.1"], "n8n": ["127.0.0.1"], "superset": ["127.0.0.1"]}
+
+
+def test_prod_has_no_smtp_sink_and_the_dev_sink_is_not_root(prod_config, compose_argv):
+    assert "smtp" not in prod_config["services"]
+    dev = compose_config(compose_argv, "dev")
+    assert inv.runs_as_root(dev["services"]["smtp"]) is False
+    assert inv.runs_as_root({"image": "rnwood/smtp4dev:3.6.1"}) is True  # no user: root, which the contract refuses

@@ -140,3 +140,14 @@ def test_prod_fails_without_a_real_guest_token_secret(tmp_path: Path, line: str 
     write(env, "\n".join([*kept, "GUEST_TOKEN_JWT_SECRET=" + "g" * 48]) + "\n")
     checks = [doctor.check_env_file(env, sample), doctor.check_production_settings(env, "prod", prod_config)]
     assert [check.verdict for check in checks] == ["pass", "pass"], checks
+
+
+def test_production_without_a_mail_relay_is_a_warning(tmp_path):
+    from enlaight_ops.doctor import check_mail_relay
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("EMAIL_HOST=smtp\n")
+    assert check_mail_relay(env_file, "dev").verdict == "pass"
+    assert check_mail_relay(env_file, "prod").verdict == "warn"
+    env_file.write_text("EMAIL_HOST=mail.example.com  # the company relay\n")
+    assert check_mail_relay(env_file, "prod").verdict == "pass"

@@ -25,6 +25,8 @@ ENV = {
     "SUPERSET_DB_NAME": "superset",
     "SUPERSET_DB_USER": "superset",
     "SUPERSET_DB_PASSWORD": "s3cr3t",
+    "SUPERSET_RO_DB_USER": "superset_ro",
+    "SUPERSET_RO_DB_PASSWORD": "r'o",
 }
 
 
@@ -58,6 +60,9 @@ class MysqlInitScriptTests(SimpleTestCase):
             "CREATE USER IF NOT EXISTS 'enlaight'@'%' IDENTIFIED BY 'it''s a \\\\ secret';", sql
         )
         self.assertIn("ALTER USER 'superset'@'%' IDENTIFIED BY 's3cr3t';", sql)
+        # Superset's analytics connection reads the backend's database and may do nothing else.
+        self.assertIn("CREATE USER IF NOT EXISTS 'superset_ro'@'%' IDENTIFIED BY 'r''o';", sql)
+        self.assertIn("GRANT SELECT ON `enlaight\\_db`.* TO 'superset_ro'@'%';", sql)
         # '_' escaped so the grant covers exactly this database.
         self.assertIn("GRANT ALL PRIVILEGES ON `enlaight\\_db`.* TO 'enlaight'@'%';", sql)
         self.assertIn("GRANT ALL PRIVILEGES ON `superset`.* TO 'superset'@'%';", sql)

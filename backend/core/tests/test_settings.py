@@ -62,6 +62,19 @@ class SettingsTests(SimpleTestCase):
             "django.db.backends.mysql utf8mb4 enl",
         )
 
+    def test_behind_a_tls_proxy_cookies_are_secure_and_hsts_is_on(self):
+        code = (
+            "from django.conf import settings as s; "
+            "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
+            "getattr(s, 'SECURE_PROXY_SSL_HEADER', None))"
+        )
+        plain = run_settings({"SECRET_KEY": "x"}, code)
+        self.assertEqual(plain.stdout.split(), ["False", "False", "0", "None"], plain.stderr)
+        tls = run_settings({"SECRET_KEY": "x", "BEHIND_TLS_PROXY": "1"}, code)
+        self.assertIn("True True 31536000 ('HTTP_X_FORWARDED_PROTO', 'https')", tls.stdout, tls.stderr)
+        own = run_settings({"SECRET_KEY": "x", "BEHIND_TLS_PROXY": "1", "SECURE_HSTS_SECONDS": "60"}, code)
+        self.assertIn("True True 60", own.stdout, own.stderr)
+
     def test_bad_boolean_is_rejected(self):
         proc = run_settings({"SECRET_KEY": "x", "DEBUG": "maybe"}, "")
         self.assertNotEqual(proc.returncode, 0)
