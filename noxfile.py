@@ -11,7 +11,7 @@ import nox
 
 nox.needs_version = ">=2024.10"
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["test"]
+nox.options.sessions = ["test", "backend"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
@@ -38,6 +38,14 @@ def test(session: nox.Session) -> None:
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
     session.env["INVOKE_ENLAIGHT_COMPOSE_COMMAND"] = _compose_from_wheel(session)
     session.run("pytest", "tests/unit", "tests/contract", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def backend(session: nox.Session) -> None:
+    """The Django backend's own tests (SQLite, no daemon), with its pinned requirements."""
+    session.install("-r", "backend/requirements.txt")
+    session.chdir("backend")
+    session.run("python", "manage.py", "test", env={"DJANGO_DB_ENGINE": "sqlite", "SECRET_KEY": "nox-tests-only"})
 
 
 @nox.session(python=PYTHON)
