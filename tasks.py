@@ -360,7 +360,8 @@ def _confirm(question: str) -> bool:
     },
 )
 def seed(c, only=None, reset=False, strict=False, yes=False, prod=False):
-    """Seed the running stack: admin and sample data, n8n knowledge-base workflows; a second run creates nothing."""
+    """Seed the running stack: admin and sample data, Superset's sample dashboard, n8n's knowledge-base workflows;
+    a second run creates nothing."""
     from enlaight_ops import seed as seeding
 
     compose = _stack(c, prod)
@@ -372,7 +373,7 @@ def seed(c, only=None, reset=False, strict=False, yes=False, prod=False):
     styles = {"created": ui.success, "updated": ui.success, "removed": ui.warn, "warning": ui.warn}
     reports = seeding.run_seed(
         compose,
-        only=only or None,
+        steps,
         reset=reset,
         strict=strict,
         info=ui.info,

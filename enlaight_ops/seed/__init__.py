@@ -1,4 +1,4 @@
-"""`invoke seed`: ordered, idempotent seed steps (backend, then n8n) on a running stack.
+"""`invoke seed`: ordered, idempotent seed steps (backend, Superset, then n8n) on a running stack.
 
 Pre-flight first (no impact yet): which steps run and which are skipped because their services are not running;
 `--strict` turns a skip into a failure before anything changes. Then each step runs and reports what it created,
@@ -17,9 +17,9 @@ from .backend import BackendStep
 from .base import SeedContext, Step, stack_env
 from .n8n import N8nStep
 from .report import SeedError, StepReport
+from .superset import SupersetStep
 
-STEPS: tuple[Step, ...] = (BackendStep(), N8nStep())
-STEP_NAMES = tuple(step.name for step in STEPS)
+STEPS: tuple[Step, ...] = (BackendStep(), SupersetStep(), N8nStep())
 
 
 @dataclass(frozen=True)
@@ -49,21 +49,20 @@ def plan(steps: Sequence[Step], ctx: SeedContext) -> list[PlannedStep]:
 
 def reset_warning(steps: Sequence[Step]) -> str:
     return (
-        f"--reset deletes the sample data of {', '.join(step.name for step in steps)} (sample rows and the sample "
-        "knowledge base only; nothing a person created) and seeds it again"
+        f"--reset deletes the sample data of {', '.join(step.name for step in steps)} (sample rows, the sample "
+        "knowledge base and the sample Superset dashboard only; nothing a person created) and seeds it again"
     )
 
 
 def run_seed(
     compose: Compose,
+    steps: Sequence[Step],
     *,
-    only: Sequence[str] | None = None,
     reset: bool = False,
     strict: bool = False,
     info: Callable[[str], object] = print,
     report_line: Callable[[str, str], object] | None = None,
 ) -> list[StepReport]:
-    steps = select_steps(only)
     ctx = SeedContext(
         compose=compose, env=stack_env(compose.settings), states=compose.states(), strict=strict, log=info
     )
@@ -93,4 +92,4 @@ def run_seed(
     return reports
 
 
-__all__ = ["STEPS", "STEP_NAMES", "SeedError", "StepReport", "reset_warning", "run_seed", "select_steps"]
+__all__ = ["STEPS", "SeedError", "StepReport", "reset_warning", "run_seed", "select_steps"]

@@ -39,48 +39,50 @@ class FakeCompose(Compose):
         return self._states
 
 
-def run(monkeypatch, tmp_path, steps, states, **kwargs):
-    monkeypatch.setattr(seed, "STEPS", tuple(steps))
+def run(tmp_path, steps, states, *, only=None, **kwargs):
     lines: list[tuple[str, str]] = []
     reports = seed.run_seed(
-        FakeCompose(tmp_path, states), info=lambda _text: None, report_line=lambda k, t: lines.append((k, t)), **kwargs
+        FakeCompose(tmp_path, states),
+        seed.select_steps(only, steps),
+        info=lambda _text: None,
+        report_line=lambda k, t: lines.append((k, t)),
+        **kwargs,
     )
     return reports, lines
 
 
-def test_real_steps_run_backend_then_n8n() -> None:
-    assert seed.STEP_NAMES == ("backend", "n8n")
-    assert [s.name for s in seed.select_steps(["n8n", "backend"])] == ["backend", "n8n"]
-    assert [s.name for s in seed.select_steps(None)] == ["backend", "n8n"]
-    with pytest.raises(UsageError, match="unknown seed step superset: the steps are backend, n8n"):
-        seed.select_steps(["superset"])
+def test_real_steps_run_backend_then_superset_then_n8n() -> None:
+    assert [s.name for s in seed.select_steps(["n8n", "superset", "backend"])] == ["backend", "superset", "n8n"]
+    assert [s.name for s in seed.select_steps(None)] == ["backend", "superset", "n8n"]
+    with pytest.raises(UsageError, match="unknown seed step nope: the steps are backend, superset, n8n"):
+        seed.select_steps(["nope"])
 
 
-def test_a_step_whose_service_is_down_is_skipped_with_one_line(monkeypatch, tmp_path) -> None:
+def test_a_step_whose_service_is_down_is_skipped_with_one_line(tmp_path) -> None:
     backend, n8n = FakeStep("backend", ("backend",)), FakeStep("n8n", ("n8n", "postgres"))
-    reports, lines = run(monkeypatch, tmp_path, [backend, n8n], [state("backend"), state("postgres")])
+    reports, lines = run(tmp_path, [backend, n8n], [state("backend"), state("postgres")])
     assert backend.calls == [False] and n8n.calls == []
     assert reports[1].skipped == "service n8n is not running (start it: invoke start -s n8n)"
     assert ("skipped", "n8n: skipped: service n8n is not running (start it: invoke start -s n8n)") in lines
 
 
-def test_strict_fails_before_any_step_runs(monkeypatch, tmp_path) -> None:
+def test_strict_fails_before_any_step_runs(tmp_path) -> None:
     backend, n8n = FakeStep("backend", ("backend",)), FakeStep("n8n", ("n8n",))
     with pytest.raises(SeedError, match="--strict: not seeding.*n8n: service n8n is not running"):
-        run(monkeypatch, tmp_path, [backend, n8n], [state("backend")], strict=True)
+        run(tmp_path, [backend, n8n], [state("backend")], strict=True)
     assert backend.calls == []
 
 
-def test_only_and_reset_reach_the_steps(monkeypatch, tmp_path) -> None:
+def test_only_and_reset_reach_the_steps(tmp_path) -> None:
     backend, n8n = FakeStep("backend", ("backend",)), FakeStep("n8n", ("n8n",))
-    run(monkeypatch, tmp_path, [backend, n8n], [state("backend"), state("n8n")], only=["n8n"], reset=True)
+    run(tmp_path, [backend, n8n], [state("backend"), state("n8n")], only=["n8n"], reset=True)
     assert backend.calls == [] and n8n.calls == [True]
 
 
-def test_a_failing_step_names_itself(monkeypatch, tmp_path) -> None:
+def test_a_failing_step_names_itself(tmp_path) -> None:
     broken = FakeStep("n8n", ("n8n",), SeedError("kb/list answered HTTP 404"))
     with pytest.raises(SeedError, match="seed step n8n failed: kb/list answered HTTP 404"):
-        run(monkeypatch, tmp_path, [broken], [state("n8n")])
+        run(tmp_path, [broken], [state("n8n")])
 
 
 def test_service_problems() -> None:
@@ -124,4 +126,4 @@ def test_stack_env_follows_compose_precedence(tmp_path) -> None:
 
 def test_reset_warning_names_the_steps() -> None:
     text = seed.reset_warning(seed.select_steps(None))
-    assert "backend, n8n" in text and "only" in text
+    assert "backend, superset, n8n" in text and "only" in text
