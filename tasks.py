@@ -487,7 +487,12 @@ def images_local(c, service=None, force=False, trust_host_ca=True, ca_bundle=Non
         raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")
     target = Path(env_file) if env_file else settings.root / LOCAL_IMAGES_ENV_FILE
     images = local_images.build_local_images(
-        ca_bundle=bundle, env_file=target, only=service or None, force=force, log=ui.info
+        images_dir=settings.images_dir,
+        ca_bundle=bundle,
+        env_file=target,
+        only=service or None,
+        force=force,
+        log=ui.info,
     )
     ui.success(f"wrote {target} ({len(images)} images); tasks load {LOCAL_IMAGES_ENV_FILE} after .env")
 

@@ -180,6 +180,7 @@ def ensure_images(compose: Compose, services: Sequence[str], *, build: bool, log
     for name, why in plan.build.items():
         log(f"{why}: building it locally from Debian packages (`invoke images.local -s {name}`)")
     local_images.build_local_images(
+        images_dir=settings.images_dir,
         ca_bundle=local_images.default_ca_bundle(),
         env_file=settings.local_images_env_file,
         only=list(plan.build),

@@ -18,7 +18,6 @@ from .errors import UsageError
 Environment = Literal["dev", "prod"]
 ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = "docker-compose.yml"
 OVERLAY_FILES: dict[Environment, str] = {
     "dev": "docker-compose.override.yml",
@@ -74,6 +73,11 @@ class StackSettings:
         return self.root / LOCAL_IMAGES_ENV_FILE
 
     @property
+    def images_dir(self) -> Path:
+        """The registry-free image recipes (one folder per image)."""
+        return self.root / "images"
+
+    @property
     def sample_file(self) -> Path:
         """env.sample: every key the stack reads, with its default or placeholder."""
         return self.root / SAMPLE_FILE
@@ -87,14 +91,10 @@ class StackSettings:
         return f"env {self.env} · project {self.project} · {files}"
 
 
-def load_settings(
-    config: Mapping[str, Any] | None = None,
-    *,
-    prod: bool = False,
-    root: Path | None = None,
-) -> StackSettings:
+def load_settings(config: Mapping[str, Any] | None = None, *, root: Path, prod: bool = False) -> StackSettings:
+    """`root`: the stack's directory (tasks.py's), the one root every path of the stack is relative to."""
     values = {**DEFAULTS, **dict(config or {})}
-    root = Path(root or values.get("root") or PROJECT_ROOT).resolve()
+    root = Path(root).resolve()
 
     env = "prod" if prod else str(values["env"])
     if env not in ENVIRONMENTS:

@@ -78,7 +78,7 @@ def test_an_invalid_compose_config_fails_with_composes_message():
 
     from enlaight_ops.settings import load_settings
 
-    check, config = doctor.check_compose_config(load_settings({}), broken)
+    check, config = doctor.check_compose_config(load_settings({}, root=Path(__file__).parents[2]), broken)
     assert check.verdict == "fail" and "SECRET_KEY" in check.detail and config == {}
 
 

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from enlaight_ops import local_images as li
-from enlaight_ops.local_images import IMAGES, LocalImage, LocalImagesError
+from enlaight_ops.errors import LocalImagesError
+from enlaight_ops.local_images import build
+from enlaight_ops.local_images import recipes as li
+from enlaight_ops.local_images.recipes import IMAGES, LocalImage
+
+IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
 
 # ------------------------------------------------------------------ build order
 
@@ -74,10 +78,10 @@ def test_image_table_matches_spec() -> None:
 
 def test_local_superset_is_the_version_the_compose_file_pins() -> None:
     """One Superset version both ways: the official image's tag, the local tag and the PyPI release it installs."""
-    compose = (li.IMAGES_DIR.parent / "docker-compose.yml").read_text()
+    compose = (IMAGES_DIR.parent / "docker-compose.yml").read_text()
     official = set(re.findall(r"\$\{SUPERSET_IMAGE:-apache/superset:([^}]+)\}", compose))
     local = next(image.tag for image in IMAGES if image.env_key == "SUPERSET_IMAGE").rsplit(":", 1)[1]
-    folder = li.IMAGES_DIR / "superset"
+    folder = IMAGES_DIR / "superset"
     wanted = re.findall(r"^apache-superset(?:\[[^]]*\])?==(\S+)$", (folder / "requirements.in").read_text(), re.M)
     locked = re.findall(r"^apache-superset==(\S+)$", (folder / "constraints.txt").read_text(), re.M)
     assert official == {local} and wanted == [local] and locked == [local], (official, local, wanted, locked)
@@ -86,8 +90,8 @@ def test_local_superset_is_the_version_the_compose_file_pins() -> None:
 def test_superset_dockerfile_adds_what_the_local_image_already_has() -> None:
     """superset/Dockerfile pip-installs PyMySQL and flask-cors on either base: at the locked versions it is a no-op on
     the local image, so both images run the same versions."""
-    dockerfile = (li.IMAGES_DIR.parent / "superset" / "Dockerfile").read_text()
-    constraints = (li.IMAGES_DIR / "superset" / "constraints.txt").read_text()
+    dockerfile = (IMAGES_DIR.parent / "superset" / "Dockerfile").read_text()
+    constraints = (IMAGES_DIR / "superset" / "constraints.txt").read_text()
     pins = {name.lower(): version for name, version in re.findall(r"\b([A-Za-z][\w-]*)==([\w.]+)", dockerfile)}
     locked = dict(re.findall(r"^([a-z][\w-]*)==(\S+)", constraints, re.M))
     assert pins and pins.items() <= locked.items(), pins
@@ -97,7 +101,7 @@ def test_every_dockerfile_image_has_a_folder_with_its_base_args() -> None:
     for image in IMAGES:
         if not image.bases:
             continue
-        dockerfile = (li.IMAGES_DIR / image.name / "Dockerfile").read_text()
+        dockerfile = (IMAGES_DIR / image.name / "Dockerfile").read_text()
         for arg, _base in image.bases:
             assert f"ARG {arg}=" in dockerfile, (image.name, arg)
 
@@ -190,9 +194,7 @@ def test_ca_and_debian_settings_change_every_hash(tmp_path: Path) -> None:
 
 def test_real_images_folder_hashes_are_deterministic() -> None:
     extra = {"mirror": li.DEFAULT_MIRROR}
-    assert li.compute_hashes(IMAGES, li.IMAGES_DIR, "none", extra) == li.compute_hashes(
-        IMAGES, li.IMAGES_DIR, "none", extra
-    )
+    assert li.compute_hashes(IMAGES, IMAGES_DIR, "none", extra) == li.compute_hashes(IMAGES, IMAGES_DIR, "none", extra)
 
 
 # ------------------------------------------------------------------ apt sources
@@ -292,10 +294,10 @@ def test_write_env_file(tmp_path: Path) -> None:
 
 
 def test_import_changes_set_ca_env_only_with_a_bundle(tmp_path: Path) -> None:
-    without = li._import_changes("h", None)
+    without = build._import_changes("h", None)
     assert "LABEL org.enlaight.local-image.hash=h org.enlaight.local-image.name=debian" in without
     assert not any("SSL_CERT_FILE" in arg for arg in without)
-    with_ca = li._import_changes("h", tmp_path / "ca.crt")
+    with_ca = build._import_changes("h", tmp_path / "ca.crt")
     for var in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
         assert f"ENV {var}={li.CA_PATH_IN_IMAGE}" in with_ca
 
@@ -323,7 +325,7 @@ def test_prepare_rootfs_adds_ca_and_strips_caches(tmp_path: Path) -> None:
     ca = tmp_path / "ca.crt"
     ca.write_text("CERT")
 
-    li._prepare_rootfs(root, li.IMAGES_DIR / "debian" / "rootfs", "deb http://m bookworm main\n", ca)
+    build._prepare_rootfs(root, IMAGES_DIR / "debian" / "rootfs", "deb http://m bookworm main\n", ca)
 
     assert (root / li.CA_PATH_IN_IMAGE.lstrip("/")).read_text() == "CERT"
     assert (root / "etc/apt/sources.list").read_text() == "deb http://m bookworm main\n"
