@@ -143,9 +143,9 @@ def ensure_owner(ctx: SeedContext, report: StepReport) -> str | None:
                 "characters with a digit and an uppercase letter: fix N8N_OWNER_PASSWORD in .env"
             )
         report.created.append(f"owner {email}")
-    else:
-        report.existing.append(f"owner {email}" if _login(ctx, email, password) else "owner (set up by a person)")
-    cookie = _login(ctx, email, password)
+    cookie = _login(ctx, email, password)  # once: it tells who the owner is and opens the session
+    if not needs_setup:
+        report.existing.append(f"owner {email}" if cookie else "owner (set up by a person)")
     if cookie is None:
         report.warnings.append(f"n8n owner {email} from .env cannot log in: activation falls back to a restart")
     return cookie
