@@ -48,7 +48,7 @@ def _create(compose: Compose, target: Target, components: list[Component], direc
     directory.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(directory)
     started_at = datetime.now(UTC)
-    name = m.set_name(started_at, compose.settings.env, (p.name for p in directory.iterdir()))
+    name = m.set_name(started_at, compose.settings.env, (m.bare_name(p.name) for p in directory.iterdir()))
     partial = directory / m.partial_name(name)
     partial.mkdir()
     (partial / PID_FILE).write_text(f"{os.getpid()}\n")
@@ -81,7 +81,7 @@ def _create(compose: Compose, target: Target, components: list[Component], direc
     size = sum(p.stat().st_size for p in final.iterdir())
     ui.success(f"backup {name}: {ui.human_size(size)} in {time.monotonic() - started:.1f}s ({final})")
     if keep is not None:
-        apply_retention(directory, keep, compose.settings.env)
+        apply_retention(directory, keep, compose.settings.env, tuple(c.name for c in components))
     return final
 
 

@@ -47,8 +47,19 @@ def parse_set_name(name: str) -> datetime | None:
     return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
+def set_env(name: str) -> str | None:
+    """The environment a set (or partial set) name says it was taken from: `...Z-dev` and `...Z-dev-2` are dev."""
+    match = _SET_NAME.match(bare_name(name))
+    return match.group(2) if match else None
+
+
 def partial_name(name: str) -> str:
     return f".{name}{PARTIAL_SUFFIX}"
+
+
+def bare_name(name: str) -> str:
+    """A set's name whether it is complete (`NAME`) or still being written (`.NAME.partial`)."""
+    return name.removeprefix(".").removesuffix(PARTIAL_SUFFIX)
 
 
 # -- checksums ------------------------------------------------------------------------------------------------

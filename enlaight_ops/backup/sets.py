@@ -76,7 +76,7 @@ def sets_to_remove(sets: Sequence[SetInfo], keep: int) -> list[SetInfo]:
 
 def of_env(sets: list[SetInfo], env: str | None) -> list[SetInfo]:
     """Sets are named `<UTC time>-<env>`: dev and prod may share a directory, and never pick each other's."""
-    return list(sets) if env is None else [s for s in sets if s.name.removesuffix(m.PARTIAL_SUFFIX).endswith(f"-{env}")]
+    return list(sets) if env is None else [s for s in sets if m.set_env(s.name) == env]
 
 
 def resolve_set(directory: Path, reference: str, env: str | None = None) -> Path:
@@ -132,9 +132,15 @@ def private_files() -> Iterator[None]:
         os.umask(previous)
 
 
-def apply_retention(directory: Path, keep: int, env: str | None = None) -> list[SetInfo]:
-    """--keep N counts the sets of this environment only: a prod backup never removes dev sets, nor the reverse."""
-    doomed = sets_to_remove(of_env(scan_sets(directory), env), keep)
+def apply_retention(
+    directory: Path, keep: int, env: str | None = None, components: tuple[str, ...] | None = None
+) -> list[SetInfo]:
+    """--keep N counts the sets of this environment that hold the same components: a prod backup never removes dev
+    sets, and hourly `-s redis` sets never push out the last full set."""
+    sets = of_env(scan_sets(directory), env)
+    if components is not None:
+        sets = [s for s in sets if s.components == tuple(sorted(components))]
+    doomed = sets_to_remove(sets, keep)
     for s in doomed:
         ui.info(f"--keep {keep}: removing {s.name}")
         shutil.rmtree(s.path)

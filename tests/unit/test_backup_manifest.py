@@ -182,3 +182,32 @@ def test_latest_and_retention_stay_within_one_environment(tmp_path: Path):
     assert [s.name for s in of_env(sets, "dev")] == ["20261127T090000Z-dev", ".20261127T110000Z-dev.partial"]
     assert [s.name for s in of_env(sets, "prod")] == ["20261127T100000Z-prod"]
     assert len(of_env(sets, None)) == 3
+
+
+def _write_set(directory: Path, name: str, components: list[str]) -> None:
+    path = directory / name
+    path.mkdir(parents=True)
+    m.write_json(path / m.MANIFEST, {"components": {c: {} for c in components}})
+    (path / m.CHECKSUMS).write_text("")
+
+
+def test_two_sets_of_one_second_are_both_seen_by_latest_and_retention(tmp_path):
+    _write_set(tmp_path, "20260102T150405Z-dev", ["mysql"])
+    _write_set(tmp_path, "20260102T150405Z-dev-2", ["mysql"])
+    assert m.set_env("20260102T150405Z-dev-2") == "dev" and m.set_env(".20260102T150405Z-prod.partial") == "prod"
+    assert resolve_set(tmp_path, "latest", "dev").name == "20260102T150405Z-dev-2"
+    assert [s.name for s in backup_sets.apply_retention(tmp_path, 1, "dev")] == ["20260102T150405Z-dev"]
+
+
+def test_a_live_partial_of_the_same_second_is_not_given_the_same_name():
+    taken = [m.bare_name(".20260102T150405Z-dev.partial")]
+    assert m.set_name(WHEN.replace(hour=15, minute=4, second=5), "dev", taken).endswith("-dev-2")
+
+
+def test_retention_counts_only_sets_of_the_same_components(tmp_path):
+    _write_set(tmp_path, "20260101T000000Z-dev", ["mysql", "postgres", "redis"])
+    for hour in range(1, 4):
+        _write_set(tmp_path, f"20260101T0{hour}0000Z-dev", ["redis"])
+    removed = backup_sets.apply_retention(tmp_path, 1, "dev", ("redis",))
+    assert sorted(s.name for s in removed) == ["20260101T010000Z-dev", "20260101T020000Z-dev"]
+    assert (tmp_path / "20260101T000000Z-dev").is_dir(), "the last full set stays"
