@@ -60,15 +60,20 @@ def test_a_step_whose_service_is_down_is_skipped_or_fails_with_strict(stack: Sta
     assert "--strict" in strict.stderr and "n8n" in strict.stderr
 
 
+# For speed this module runs the backend and n8n only, so --strict names their steps; the Superset step is covered
+# by test_superset.py and the whole `invoke seed` by test_journey.py.
+N8N_STEPS = ("--only", "backend", "--only", "n8n")
+
+
 def test_seed_twice_second_run_creates_nothing(stack: Stack):
     stack.invoke("start", "-s", "backend", "-s", "n8n")
-    first = stack.invoke("seed", "--strict")
+    first = stack.invoke("seed", "--strict", *N8N_STEPS)
     output = first.stdout + first.stderr
     assert "n8n: created table enlaight_knowledge_bases" in output
     assert "n8n: created workflow Knowledge base: create" in output
     assert f"n8n: created knowledge base '{SAMPLE_KB}'" in output
 
-    second = stack.invoke("seed", "--strict")
+    second = stack.invoke("seed", "--strict", *N8N_STEPS)
     output = second.stdout + second.stderr
     assert "created" not in output.replace("nothing to create", ""), output
     assert "backend: nothing to create" in output and "n8n: nothing to create" in output
@@ -127,7 +132,7 @@ def test_reset_replaces_only_sample_data(stack: Stack):
     refused = stack.invoke("seed", "--reset", check=False)
     assert refused.returncode != 0 and "not confirmed" in refused.stderr
 
-    result = stack.invoke("seed", "--reset", "--yes", "--strict")
+    result = stack.invoke("seed", "--reset", "--yes", "--strict", *N8N_STEPS)
     assert "backend: removed project Patient Helpdesk" in result.stdout + result.stderr
     after = {kb["name"]: kb["hash_id"] for kb in kb_list(stack)}
     assert after["Mine"] == before["Mine"]
