@@ -20,11 +20,9 @@ from typing import Any
 
 from invoke import Collection, Exit, task
 
-from enlaight_ops import doctor as doctor_checks
-from enlaight_ops import envfile, lifecycle, ui
-from enlaight_ops import prune as pruning
+from enlaight_ops import envfile, ui
 from enlaight_ops.compose import Compose
-from enlaight_ops.errors import ToolkitError, UsageError
+from enlaight_ops.errors import CommandFailed, ToolkitError, UsageError
 from enlaight_ops.settings import DEFAULTS, LOCAL_IMAGES_ENV_FILE, StackSettings, load_settings
 
 # The stack is the directory holding this file, so a copy of the project (a test run) drives its own files.
@@ -54,6 +52,12 @@ def toolkit_task(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except CommandFailed as exc:
+            # Probing the engine and Compose costs ~0.2 s, so it happens when a command failed, not before every
+            # task: a missing prerequisite is then named as the cause (exit 3) instead of Compose's own words.
+            cause = _missing_prerequisite(args[0], kwargs.get("prod", False)) if args else None
+            ui.error(str(cause or exc))
+            raise Exit(code=(cause or exc).exit_code) from None
         except ToolkitError as exc:
             ui.error(str(exc))
             raise Exit(code=exc.exit_code) from None
@@ -69,12 +73,21 @@ def _settings(c: Any, prod: bool) -> StackSettings:
 
 
 def _stack(c: Any, prod: bool, *, announce: bool = True) -> Compose:
-    """The stack a task acts on, once the docker CLI, the engine and Compose are known to be there."""
+    """The stack a task acts on (prerequisites are probed if a command fails: see toolkit_task)."""
     settings = _settings(c, prod)
     if announce:
         ui.info(settings.describe())
-    doctor_checks.require(settings)
     return Compose(settings)
+
+
+def _missing_prerequisite(c: Any, prod: bool) -> ToolkitError | None:
+    from enlaight_ops import doctor
+
+    try:
+        doctor.require(_settings(c, prod))
+    except ToolkitError as missing:
+        return missing
+    return None
 
 
 def _ensure_env_file(settings: StackSettings) -> None:
@@ -159,6 +172,8 @@ def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False)
     seconds = _seconds(timeout, settings)
     ui.info(settings.describe())
     _ensure_env_file(settings)
+    from enlaight_ops import lifecycle
+
     lifecycle.start(Compose(settings), service or [], build=build, wait=not no_wait, timeout=seconds)
 
 
@@ -172,6 +187,8 @@ def start(c, service=None, build=False, no_wait=False, timeout=None, prod=False)
 )
 def wait(c, service=None, timeout=None, json_=False, prod=False):
     """Wait until the running stack (or some services) is healthy; exit non-zero with diagnostics if not."""
+    from enlaight_ops import lifecycle
+
     seconds = _seconds(timeout, _settings(c, prod))  # bad input is reported before anything runs
     compose = _stack(c, prod, announce=not json_)
     services = compose.validate_services(service or [])
@@ -179,7 +196,7 @@ def wait(c, service=None, timeout=None, json_=False, prod=False):
         verdict = lifecycle.wait(compose, services, timeout=seconds)
     finally:
         if json_:
-            print(json.dumps([c.as_dict() for c in compose.ps()], indent=2))
+            print(json.dumps([c.as_dict() for c in compose.states()], indent=2))
     return verdict
 
 
@@ -212,6 +229,8 @@ def down(c, volumes=False, yes=False, prod=False):
 @stack_task(iterable=["service"], help={"service": SERVICE_HELP})
 def restart(c, service=None, prod=False):
     """Restart services (all when none is given) and wait until they are healthy again."""
+    from enlaight_ops import lifecycle
+
     compose = _stack(c, prod)
     services = compose.validate_services(service or [])
     compose.run("restart", *services)
@@ -222,7 +241,8 @@ def restart(c, service=None, prod=False):
 def ps(c, json_=False, prod=False):
     """Show every container of the stack: state, health, exit code."""
     compose = _stack(c, prod, announce=not json_)
-    containers = compose.ps()
+    # Straight from the engine (one `docker ps`, ~25 ms), not `compose ps`, which parses every compose file first.
+    containers = compose.states()
     if json_:
         print(json.dumps([c.as_dict() for c in containers], indent=2))
         return
@@ -276,6 +296,8 @@ def manage(c, prod=False):
 @stack_task(help={"json": "print the checks as JSON"})
 def doctor(c, json_=False, prod=False):
     """Check the host, the engine, Compose, ports, .env and the compose config; a fix for each problem."""
+    from enlaight_ops import doctor as doctor_checks
+
     settings = _settings(c, prod)
     if not json_:
         ui.info(settings.describe())
@@ -302,6 +324,8 @@ def doctor(c, json_=False, prod=False):
 def prune(c, dry_run=False, images=False, build_cache=False, volumes=False, yes=False, prod=False):
     """Remove this stack's stopped containers and unused networks (and, asked, images, leftovers, volumes)."""
     project = _stack(c, prod).settings.project
+    from enlaight_ops import prune as pruning
+
     pruning.run(project, dry_run=dry_run, images=images, dangling=build_cache, volumes=volumes,
                 confirm=lambda question: yes or _confirm(question))  # fmt: skip
 
@@ -481,7 +505,9 @@ def images_local(c, service=None, force=False, trust_host_ca=True, ca_bundle=Non
     from enlaight_ops import local_images
 
     settings = _settings(c, prod=False)
-    doctor_checks.require(settings, "docker CLI", "engine")
+    from enlaight_ops import doctor
+
+    doctor.require(settings, "docker CLI", "engine")
     bundle = Path(ca_bundle) if ca_bundle else (local_images.default_ca_bundle() if trust_host_ca else None)
     if bundle is not None and not bundle.is_file():
         raise UsageError(f"CA bundle {bundle} does not exist: pass --ca-bundle PATH")

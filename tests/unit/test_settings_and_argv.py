@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from enlaight_ops.compose import Compose, parse_ps_output
+from enlaight_ops.compose import Compose
 from enlaight_ops.errors import UsageError
 from enlaight_ops.settings import load_settings
 
@@ -69,23 +69,6 @@ def test_bad_configuration_is_one_clear_error(config, tmp_path: Path):
     with pytest.raises(UsageError) as error:
         load_settings(config, root=tmp_path)
     assert "\n" not in str(error.value)
-
-
-def test_ps_output_in_both_compose_formats():
-    ndjson = (
-        '{"Service":"redis","Name":"p-redis-1","State":"running","Health":"healthy","ExitCode":0,'
-        '"Status":"Up 2 seconds (healthy)"}\n'
-        '{"Service":"backend","Name":"p-backend-1","State":"exited","Health":"","ExitCode":3,'
-        '"Status":"Exited (3) 1 second ago"}\n'
-    )
-    array = "[" + ",".join(ndjson.strip().splitlines()) + "]"
-    for text in (ndjson, array):
-        states = parse_ps_output(text)
-        assert [(s.service, s.state, s.health, s.exit_code) for s in states] == [
-            ("backend", "exited", "", 3),
-            ("redis", "running", "healthy", 0),
-        ]
-    assert parse_ps_output("") == []
 
 
 def test_docker_ps_lines_captured_from_a_real_engine():
