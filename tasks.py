@@ -123,12 +123,7 @@ def env(c, check=False, prod=False):
         return
     if not settings.primary_env_file.is_file():
         raise UsageError(f"{settings.primary_env_file.name} does not exist: run `invoke env`")
-    compose_texts = [f.read_text() for f in settings.compose_files]
-    report = envfile.check_env(
-        envfile.parse_env(settings.primary_env_file.read_text()),
-        envfile.parse_env(settings.sample_file.read_text()),
-        envfile.referenced_variables(*compose_texts),
-    )
+    report = envfile.check_env_files(settings.primary_env_file, settings.sample_file, settings.compose_files)
     for line in report.warnings(settings.env):
         ui.warn(line)
     problems = report.problems(settings.env)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from .compose import MIN_COMPOSE, compose_version_supported, version_tuple
-from .envfile import CHANGE_ME, GENERATE, check_env, is_secret, parse_env, referenced_variables
+from .envfile import CHANGE_ME, GENERATE, check_env_files, is_secret, parse_env
 from .errors import PrerequisiteError, ToolkitError
 from .runner import Result, run
 from .settings import StackSettings
@@ -178,8 +178,7 @@ def check_env_file(env_file: Path, sample: Path, compose_files: Iterable[Path] =
     """The rules of `invoke env --check`: a missing key, or a blank one the sample gives a value, breaks the stack."""
     if not env_file.is_file():
         return Check(".env", "fail", f"{env_file.name} does not exist", "run `invoke env`")
-    report = check_env(parse_env(env_file.read_text()), parse_env(sample.read_text()),
-                       referenced_variables(*(f.read_text() for f in compose_files)))  # fmt: skip
+    report = check_env_files(env_file, sample, compose_files)
     problems = report.problems("dev")  # placeholders are judged by the production check
     if problems:
         return Check(

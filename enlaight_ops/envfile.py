@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,3 +171,9 @@ def check_env(values: dict[str, str], sample: dict[str, str], referenced: set[st
         placeholders=[k for k, v in values.items() if v in PLACEHOLDERS],
         unread=[k for k in values if k not in known],
     )
+
+
+def check_env_files(env_file: Path, sample: Path, compose_files: Iterable[Path]) -> EnvCheck:
+    """`invoke env --check` and the doctor's .env check: this .env against the sample and what the files read."""
+    return check_env(parse_env(env_file.read_text()), parse_env(sample.read_text()),
+                     referenced_variables(*(f.read_text() for f in compose_files)))  # fmt: skip
