@@ -168,11 +168,11 @@ def ensure_images(compose: Compose, services: Sequence[str], *, build: bool, log
     from . import local_images  # its recipes are only read when something is missing
 
     settings = compose.settings
-    raw = compose.raw_config
-    needed = needed_images(compose.config, raw, services, build=build, present=image_present)
+    needed = needed_images(compose.config, {}, services, build=build, present=image_present)
+    if all(image_present(image.reference) for image in needed):
+        return  # the usual case: no second `compose config` (for the variable names) is needed
+    needed = needed_images(compose.config, compose.raw_config, services, build=build, present=image_present)
     missing = [image for image in needed if not image_present(image.reference)]
-    if not missing:
-        return
     recipes = {image.env_key: image.name for image in local_images.IMAGES if image.env_key}
     plan = plan_missing(missing, settings.images, pull_image, recipes)
     if not plan.build:
