@@ -52,7 +52,7 @@ def _run_logged(argv: Sequence[str], what: str, log: Log, env: Mapping[str, str]
     The output goes to a file, not the terminal, because builds print thousands of lines; the step and the
     elapsed time say it is moving, the tail explains a failure, and the file keeps the rest.
     """
-    from .progress import build_progress
+    from ..progress import build_progress
 
     fd, name = tempfile.mkstemp(prefix="enlaight-images-", suffix=".log")
     log_path = Path(name)

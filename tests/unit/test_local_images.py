@@ -336,3 +336,19 @@ def test_prepare_rootfs_adds_ca_and_strips_caches(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / "usr/share/doc/pkg").iterdir()) == ["copyright"]
     assert not list((root / "usr/share/man").iterdir())
     assert sorted(p.name for p in (root / "usr/share/locale").iterdir()) == ["locale.alias"]
+
+
+def test_a_logged_build_step_shows_its_steps_and_a_failure_names_the_tls_fix():
+    """_run_logged on a stand-in command (a shell, not docker): the step lines reach the log, a failure raises one
+    line with the log file and, when the tail smells of TLS interception, the fix."""
+    lines: list[str] = []
+    build._run_logged(["sh", "-c", "echo 'Step 1/2 : RUN one'; echo noise; echo 'Step 2/2 : RUN two'"], "demo",
+                      lines.append)  # fmt: skip
+    assert [line for line in lines if "step" in line] == [
+        "demo: step 1/2: RUN one (0s)",
+        "demo: step 2/2: RUN two (0s)",
+    ]
+    failing = "echo 'ERROR: Could not find a version that satisfies the requirement x (from versions: none)'; exit 1"
+    with pytest.raises(LocalImagesError) as caught:
+        build._run_logged(["sh", "-c", failing], "demo", lines.append)
+    assert "exit 1" in str(caught.value) and "TLS" in str(caught.value) and "\n" not in str(caught.value)
