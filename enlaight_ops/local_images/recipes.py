@@ -43,6 +43,7 @@ class LocalImage:
     tag: str
     env_key: str | None  # compose / Dockerfile variable this image stands in for
     bases: tuple[tuple[str, str], ...] = ()  # (Dockerfile ARG, name of the local image it names)
+    default: bool = True  # built by a plain `images.local`; False: only when asked for by name
 
 
 IMAGES: tuple[LocalImage, ...] = (
@@ -57,6 +58,8 @@ IMAGES: tuple[LocalImage, ...] = (
     # n8n from npm: the slowest image (minutes, ~1.8 GB), built by default because n8n is part of every stack.
     LocalImage("n8n", "enlaight-local/n8n:1.123.81", "N8N_IMAGE", (("BASE_IMAGE", "node"),)),
     LocalImage("superset", "enlaight-local/superset:4.1.2", "SUPERSET_IMAGE", (("BASE_IMAGE", "python"),)),
+    # A registry for Swarm (nodes pull from it): tests and air-gapped hosts ask for it, the stack does not run it.
+    LocalImage("registry", "enlaight-local/registry:2.8", None, (("BASE_IMAGE", "debian"),), default=False),
 )
 
 
@@ -67,7 +70,7 @@ def default_ca_bundle() -> Path | None:
 
 
 # What a person waits for on a cold build (measured on 2 cores); the others take seconds.
-SLOW_IMAGES = {"n8n": "several minutes: npm installs ~1.8 GB", "superset": "a few minutes: pip installs ~1 GB"}
+SLOW_IMAGES = {"n8n": "3-4 minutes: npm installs ~1.8 GB", "superset": "a few minutes: pip installs ~1 GB"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,9 +79,9 @@ SLOW_IMAGES = {"n8n": "several minutes: npm installs ~1.8 GB", "superset": "a fe
 
 
 def resolve_names(images: Sequence[LocalImage], only: Iterable[str] | None) -> list[str]:
-    """Names of the images `only` asks for (names, tags or env keys); all images when None."""
+    """Names of the images `only` asks for (names, tags or env keys); the default images when None."""
     if only is None:
-        return [image.name for image in images]
+        return [image.name for image in images if image.default]
     aliases = {alias: image.name for image in images for alias in (image.name, image.tag, image.env_key) if alias}
     only = list(only)
     unknown = [item for item in only if item not in aliases]
@@ -167,7 +170,7 @@ def compute_hashes(
 ) -> dict[str, str]:
     """Hash of every image, bases before dependants (a base's hash is part of its dependants')."""
     hashes: dict[str, str] = {}
-    for image in build_order(images):
+    for image in build_order(images, [image.name for image in images]):  # every image, not just the defaults
         folder = images_dir / image.name
         dir_digest = tree_digest(folder) if folder.is_dir() else "absent"
         bases = {arg: hashes[base] for arg, base in image.bases}
