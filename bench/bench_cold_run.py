@@ -35,7 +35,7 @@ def daemon_answers() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the data root, clone and engine afterwards")
-    parser.add_argument("--workdir", default="/var/tmp", help="where the clone and the data root go (needs ~12 GB)")
+    parser.add_argument("--workdir", help="where the clone and the data root go (needs ~12 GB; default: the temp dir)")
     args = parser.parse_args()
     if daemon_answers():
         print("a Docker daemon already answers: stop it first (scripts/stop-engine.sh)", file=sys.stderr)
