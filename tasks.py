@@ -525,3 +525,9 @@ namespace = Collection(
     env, build, start, wait, stop, down, restart, ps, logs, shell, manage, doctor, prune, seed, images, backup, restore
 )
 namespace.configure({"enlaight": dict(DEFAULTS)})
+
+# -- upgrade ----------------------------------------------------------------------------------------------------
+from enlaight_ops.upgrade.tasks import upgrade_task  # noqa: E402 - takes the helpers defined above
+
+upgrade = upgrade_task(stack_task, _settings, _confirm, _seconds)
+namespace.add_task(upgrade)
