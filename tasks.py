@@ -141,15 +141,20 @@ def env(c, check=False, prod=False):
         "service": SERVICE_HELP,
         "no_cache": "build without the layer cache",
         "pull": "also try to pull newer base images",
+        "push": "then tag and push the production images Swarm nodes pull to enlaight.registry (implies --prod)",
     },
 )
-def build(c, service=None, no_cache=False, pull=False, prod=False):
-    """Build the stack's own images (backend, frontend, superset)."""
-    compose = _stack(c, prod)
+def build(c, service=None, no_cache=False, pull=False, push=False, prod=False):
+    """Build the stack's own images (backend, frontend, superset); --push sends them to enlaight.registry."""
+    compose = _stack(c, prod or push)
     _ensure_env_file(compose.settings)
     services = compose.validate_services(service or [])
     args = ["build"] + (["--no-cache"] if no_cache else []) + (["--pull"] if pull else [])
     compose.run(*args, *services)
+    if push:
+        from enlaight_ops.swarm.deploy import push_images
+
+        push_images(compose, str(c.config.get("enlaight", {}).get("registry", "")), services, ui.success)
 
 
 @stack_task(
@@ -531,3 +536,8 @@ from enlaight_ops.upgrade.tasks import upgrade_task  # noqa: E402 - takes the he
 
 upgrade = upgrade_task(stack_task, _settings, _confirm, _seconds)
 namespace.add_task(upgrade)
+
+# -- swarm ------------------------------------------------------------------------------------------------------
+from enlaight_ops.swarm.tasks import swarm_collection  # noqa: E402 - takes the helpers defined above
+
+namespace.add_collection(swarm_collection(stack_task, _settings, _ensure_env_file, _confirm))

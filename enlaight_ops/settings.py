@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # Where images come from: auto (present, else pulled, else built locally when no registry answers),
     # registry (always pull, never build locally), local (never pull: build registry-free images).
     "images": "auto",
+    # The registry Swarm nodes pull the stack's own and local images from (`invoke build --push`), e.g.
+    # registry.example:5000; "" = none (a single-node swarm can run the images this engine has).
+    "registry": "",
 }
 IMAGE_POLICIES = ("auto", "registry", "local")
 
