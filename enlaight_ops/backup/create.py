@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
@@ -13,7 +14,7 @@ from typing import Any
 
 from .. import __version__, ui
 from ..compose import Compose
-from ..errors import Interrupted, ToolkitError, UsageError
+from ..errors import ComponentFailed, Interrupted, ToolkitError, UsageError
 from ..runner import run
 from . import manifest as m
 from .components import all_components, select
@@ -22,6 +23,20 @@ from .progress import Board
 from .sets import PID_FILE, apply_retention, private_files, remove_stale_partials
 from .streams import Cancelled
 from .target import Component, Target
+
+
+class BackupFailed(ToolkitError):
+    """A backup that stopped and kept nothing. `reason` says what failed (which component, which directory, how much
+    room was left); the message adds the advice for `invoke backup`, and a restore's safety set gives its own."""
+
+    def __init__(self, reason: str, hint: str = "") -> None:
+        super().__init__(f"backup failed, nothing kept: {reason}" + (f"; {hint}" if hint else ""))
+        self.reason = reason
+        self.no_space = hint == NO_SPACE_HINT
+
+
+NO_SPACE_HINT = "free space there, or back up to another disk with --to DIR"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def create_backup(
@@ -45,17 +60,20 @@ def create_backup(
 
 
 def _create(compose: Compose, target: Target, components: list[Component], directory: Path, keep: int | None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(directory)
-    started_at = datetime.now(UTC)
-    name = m.set_name(started_at, compose.settings.env, (m.bare_name(p.name) for p in directory.iterdir()))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(directory)
+        started_at = datetime.now(UTC)
+        name = m.set_name(started_at, compose.settings.env, (m.bare_name(p.name) for p in directory.iterdir()))
+    except OSError as exc:
+        raise _failed(exc, directory, "") from None
     partial = directory / m.partial_name(name)
-    partial.mkdir()
-    (partial / PID_FILE).write_text(f"{os.getpid()}\n")
-    ui.info(f"backing up {', '.join(c.name for c in components)} to {directory / name}")
     started = time.monotonic()
     try:
         with sigterm_as_interrupt():
+            partial.mkdir()
+            (partial / PID_FILE).write_text(f"{os.getpid()}\n")
+            ui.info(f"backing up {', '.join(c.name for c in components)} to {directory / name}")
             board = Board(f"backup {name}", [c.name for c in components])
             jobs = {c.name: _job(c, target, partial, board) for c in components}
             parts = run_parallel(jobs, board, target.processes)
@@ -73,10 +91,12 @@ def _create(compose: Compose, target: Target, components: list[Component], direc
         raise Interrupted("backup cancelled: the partial set was removed") from None
     except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        if isinstance(exc, ToolkitError):
-            raise ToolkitError(f"backup failed, nothing kept: {exc}") from None
+        if isinstance(exc, DiskError):
+            raise exc.as_failure() from None
         if isinstance(exc, OSError):
-            raise ToolkitError(f"backup failed, nothing kept: {exc.strerror or exc} ({exc.filename or ''})") from None
+            raise _failed(exc, directory, "") from None
+        if isinstance(exc, ToolkitError):
+            raise BackupFailed(str(exc)) from None
         raise
     size = sum(p.stat().st_size for p in final.iterdir())
     ui.success(f"backup {name}: {ui.human_size(size)} in {time.monotonic() - started:.1f}s ({final})")
@@ -111,11 +131,43 @@ def _runnable(target: Target, components: list[Component], *, explicit: bool) ->
 def _job(component: Component, target: Target, partial: Path, board: Board):
     def run() -> dict[str, Any]:
         started = time.monotonic()
-        part = component.backup(target, partial, board.progress(component.name))
+        try:
+            part = component.backup(target, partial, board.progress(component.name))
+        except OSError as exc:
+            # Said here, where the component is known: "no space left" alone does not say what filled the disk.
+            raise DiskError(_failed(exc, partial.parent, component.name)) from None
         part["seconds"] = round(time.monotonic() - started, 3)
         return part
 
     return run
+
+
+class DiskError(ComponentFailed):
+    """A component's write to the backup directory failed (full, read-only, gone): carries the failure to report."""
+
+    def __init__(self, failure: BackupFailed) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+
+    def as_failure(self) -> BackupFailed:
+        return self.failure
+
+
+def _failed(exc: OSError, directory: Path, what: str) -> BackupFailed:
+    """One line for a write that failed in the backup directory: what was written, where, why, and what to do."""
+    writing = f"{what}: " if what else ""
+    if exc.errno in _NO_SPACE:
+        free = ui.human_size(_free_bytes(directory))
+        return BackupFailed(f"{writing}no space left on the disk of {directory} ({free} free)", NO_SPACE_HINT)
+    where = exc.filename or directory
+    return BackupFailed(f"{writing}cannot write {where}: {exc.strerror or exc}", "choose another directory with --to")
+
+
+def _free_bytes(directory: Path) -> int:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return 0
 
 
 def _seal(partial: Path, target: Target, parts: dict[str, dict[str, Any]], started_at: datetime, took: float):

@@ -46,7 +46,8 @@ class Board:
                 self._since[name] = time.monotonic() - self._since[name]
         if self._live is None:
             line = f"{name}: {state}" + (f" ({detail})" if detail else "")
-            {"failed": ui.error, "done": ui.success}.get(state, ui.info)(line)
+            # A failed component is a warning here: the operation's own error line is the one verdict.
+            {"failed": ui.warn, "done": ui.success}.get(state, ui.info)(line)
 
     def tick(self) -> None:
         if self._live is not None:

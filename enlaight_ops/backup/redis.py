@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .manifest import SetError, merge_counts
+from .manifest import SetError, merge_counts, part_file
 from .streams import read_head, run_bytes
 from .target import Progress, Target, dump_to_file, load_from_file
 
 SERVICE = "redis"
 VOLUME = "redis_data"
-FILE = "redis.rdb.gz"
+STEM = "redis.rdb"
+FILE = STEM + ".zst"
 
 SNAPSHOT_SCRIPT = r"""set -eu
 export REDISCLI_AUTH="${REDIS_PASSWORD:-}"
@@ -129,7 +130,7 @@ class Redis:
             progress=progress,
         )
         _, after = self._info(target)
-        header = read_head(set_dir / FILE, 9, compressed=True)
+        header = read_head(set_dir / FILE, 9)
         return {
             "kind": "redis",
             "service": SERVICE,
@@ -143,13 +144,14 @@ class Redis:
         }
 
     def check_restorable(self, target: Target, set_dir: Path, part: Mapping[str, Any]) -> None:
-        found = rdb_version(read_head(set_dir / FILE, 9, compressed=True))
+        path = set_dir / part_file(part, STEM)
+        found = rdb_version(read_head(path, 9))
         if found is None:
-            raise SetError(f"{set_dir / FILE} is not a Redis snapshot (no RDB header): the set is corrupt")
+            raise SetError(f"{path} is not a Redis snapshot (no RDB header): the set is corrupt")
         image_version = self._target_version(target)
         if image_version and found > max_rdb_version(image_version):
             raise SetError(
-                f"{set_dir / FILE} is RDB format {found}, which Redis {image_version} cannot read: incompatible set "
+                f"{path} is RDB format {found}, which Redis {image_version} cannot read: incompatible set "
                 "(restore it on the same or a newer Redis)"
             )
 
@@ -172,5 +174,6 @@ class Redis:
         argv = compose.argv(
             "run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", SERVICE, "-c", RESTORE_SCRIPT, "sh", data_dir
         )
-        load_from_file(target, argv, set_dir / FILE, "redis: restore", compressed=True, progress=progress)
+        path = set_dir / part_file(part, STEM)
+        load_from_file(target, argv, path, "redis: restore", compressed=True, progress=progress)
         compose.run("up", "--detach", "--no-deps", "--wait", SERVICE, capture=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..compose import Compose
-from .streams import ComponentFailed, Processes, WrittenFile, pump_from_file, pump_to_file, stderr_file, tail_of
+from ..errors import Cancelled
+from . import streams
+from .streams import ComponentFailed, WrittenFile, pump_from_file, pump_to_file, stderr_file, tail_of
 
 Progress = Callable[[int, int], None]  # raw bytes, bytes written
 # Whose image the throwaway volume containers run when enlaight.tools_image is not set: an image the stack
@@ -19,11 +21,24 @@ Progress = Callable[[int, int], None]  # raw bytes, bytes written
 TOOLS_SERVICE = "postgres"
 
 
+class Processes(streams.Processes):
+    """The dumps and loads run in a process group of their own. A terminal's Ctrl-C goes to its whole foreground
+    group: each `docker compose exec/run` would die by itself in the middle of its write, before the toolkit knows
+    it was an interrupt (a failure reported instead, a one-off container left behind). Kept out of that group, only
+    the toolkit sees the Ctrl-C and stops them in order, and a roll back can run to its end."""
+
+    def start(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+        return super().start(argv, process_group=0, **kwargs)
+
+
 @dataclass
 class Target:
     compose: Compose
     tools_image: str
     processes: Processes = field(default_factory=Processes)
+
+    def __post_init__(self) -> None:
+        self.processes.mask = self.compose.mask  # error tails of dumps and loads never show a secret
 
     @property
     def project(self) -> str:
@@ -109,7 +124,10 @@ def _supervised(target: Target, process: subprocess.Popen, what: str, err: Any) 
     finally:
         target.processes.done(process)
     if returncode != 0:
-        raise ComponentFailed(f"{what} exited {returncode}: {tail_of(err)}")
+        if target.processes.cancelled.is_set():
+            # Stopped by us (Ctrl-C, or a sibling failed): its exit status says nothing about the component.
+            raise Cancelled("cancelled")
+        raise ComponentFailed(f"{what} exited {returncode}: {tail_of(err, target.processes.mask)}")
 
 
 def dump_to_file(

@@ -2,24 +2,36 @@
 
 Each is read and written by a throwaway container that mounts the volume (`enlaight.tools_image`, by default the
 stack's own postgres image: already on this engine, with sh and tar), so the service owning it need not run.
+
+A live volume (n8n writes its event log and binary data while it runs) is archived consistently: when GNU tar says
+a file changed, shrank or vanished while it read it (exit 1), the pass is thrown away and the volume read again;
+files settle between bursts, so a second pass usually sees none. If ATTEMPTS passes all saw changes, the containers
+writing to the volume are paused (docker pause: frozen, connections kept, nothing restarted) for one last pass and
+resumed right after it. A change is never archived half-read, and never fails the backup by itself. The manifest
+records how many passes it took and which containers were paused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import Cancelled
 from ..runner import run
-from .streams import ComponentFailed, run_bytes
-from .target import Progress, Target, dump_to_file, load_from_file
+from .manifest import part_file
+from .streams import ComponentFailed, pump_to_file, run_bytes, stderr_file, tail_of
+from .target import Progress, Target, load_from_file
 
 MOUNT = "/volume"
 # Volumes whose content the database dumps already hold consistently: a file copy of a live database is not one.
 DATABASE_VOLUMES = frozenset({"mysql_data", "postgres_data", "redis_data"})
 _BLOCK = 512
+ATTEMPTS = 3  # read-only passes before the writers are paused for the last one
+TAR_CHANGED = 1  # GNU tar's exit status when a file changed, shrank or vanished while it was archived
 
 
 class TarStats:
@@ -87,6 +99,25 @@ def docker_run_argv(target: Target, volume: str, *command: str, read_only: bool,
     ]
 
 
+def running_writers(volume: str) -> list[str]:
+    """The running containers that mount `volume` (the service owning it, and anything else writing to it)."""
+    argv = ["docker", "ps", "--filter", f"volume={volume}", "--filter", "status=running", "--format", "{{.Names}}"]
+    return sorted(run(argv, what=f"listing the containers using {volume}").stdout.split())
+
+
+@contextlib.contextmanager
+def paused_containers(target: Target, names: Sequence[str]) -> Iterator[None]:
+    """`names` frozen (docker pause) while the block runs, and resumed after it whatever happens (even Ctrl-C)."""
+    if not names:
+        yield
+        return
+    run(["docker", "pause", *names], what="docker pause", mask=target.processes.mask)
+    try:
+        yield
+    finally:
+        run(["docker", "unpause", *names], what="docker unpause", mask=target.processes.mask)
+
+
 def volume_exists(name: str) -> bool:
     return run(["docker", "volume", "inspect", name], check=False).ok
 
@@ -123,7 +154,8 @@ class Volume:
     def __init__(self, key: str, service: str) -> None:
         self.name = key
         self.service = service
-        self.file = f"volume-{key}.tar.gz"
+        self.stem = f"volume-{key}.tar"
+        self.file = f"{self.stem}.zst"
 
     def exists(self, target: Target) -> bool:
         return volume_exists(target.volume_name(self.name))
@@ -154,16 +186,24 @@ class Volume:
         return stats.as_counts()
 
     def backup(self, target: Target, set_dir: Path, progress: Progress) -> dict[str, Any]:
-        stats = TarStats()
-        written = dump_to_file(
-            target,
-            self._tar_argv(target),
-            set_dir / self.file,
-            f"{self.name}: tar",
-            compress=True,
-            progress=progress,
-            tap=stats.feed,
-        )
+        path = set_dir / self.file
+        volume = target.volume_name(self.name)
+        for attempt in range(1, ATTEMPTS + 2):
+            # The last pass freezes whoever writes to the volume (found now: a writer may have started meanwhile).
+            paused = running_writers(volume) if attempt > ATTEMPTS else []
+            stats = TarStats()
+            with paused_containers(target, paused):
+                returncode, written, tail = self._archive(target, path, progress, stats)
+            if returncode == 0:
+                break
+            if target.processes.cancelled.is_set():
+                raise Cancelled("cancelled")  # tar was stopped by us: its exit status says nothing about the volume
+            if returncode != TAR_CHANGED:
+                raise ComponentFailed(f"{self.name}: tar exited {returncode}: {tail}")
+            if attempt > ATTEMPTS:
+                frozen = ", ".join(paused) or "no container (none was running)"
+                raise ComponentFailed(f"{self.name}: files kept changing while archived, even with {frozen} paused "
+                                      f"({tail}): something outside Docker writes to the volume")  # fmt: skip
         return {
             "kind": "volume",
             "service": self.service,
@@ -173,7 +213,35 @@ class Volume:
             "bytes": written.bytes,
             "raw_bytes": written.raw_bytes,
             "row_counts": stats.as_counts(),
+            "passes": attempt,
+            "paused": paused,
         }
+
+    def _archive(self, target: Target, path: Path, progress: Progress, stats: TarStats):
+        """One tar pass of the volume into `path`: tar's exit status, the file written, tar's last words."""
+        with stderr_file() as err:
+            process = target.processes.start(
+                self._tar_argv(target), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+            )
+            try:
+                assert process.stdout is not None
+                written = pump_to_file(
+                    process.stdout,
+                    path,
+                    compress=True,
+                    on_progress=progress,
+                    cancelled=target.processes.cancelled,
+                    tap=stats.feed,
+                )
+                returncode = process.wait()
+            except BaseException:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+                raise
+            finally:
+                target.processes.done(process)
+            return returncode, written, tail_of(err, target.processes.mask)
 
     def check_restorable(self, target: Target, set_dir: Path, part: Mapping[str, Any]) -> None:
         pass  # a tar restores into any volume
@@ -188,4 +256,5 @@ class Volume:
             create_volume(target, self.name)
         script = f"set -e; find {MOUNT} -mindepth 1 -delete; exec tar --numeric-owner -C {MOUNT} -xpf -"
         argv = docker_run_argv(target, volume, "sh", "-c", script, read_only=False, purpose="restore")
-        load_from_file(target, argv, set_dir / self.file, f"{self.name}: tar", compressed=True, progress=progress)
+        path = set_dir / part_file(part, self.stem)
+        load_from_file(target, argv, path, f"{self.name}: tar", compressed=True, progress=progress)

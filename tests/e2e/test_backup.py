@@ -7,7 +7,6 @@ then a flipped byte, a killed backup and a one-service restore.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import re
 import shutil
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from enlaight_ops.backup import SAFETY_DIR
 from enlaight_ops.compose import Compose
@@ -168,8 +168,8 @@ def test_round_trip_loses_nothing(stack: Stack):
     name = backup(stack)
     set_dir = sets_dir(stack) / name
     files = sorted(p.name for p in set_dir.iterdir())
-    assert files == ["SHA256SUMS", "manifest.json", "mysql.sql.gz", "postgres-globals.sql.gz", "postgres.dump",
-                     "redis.rdb.gz", "volume-n8n_data.tar.gz", "volume-superset_home.tar.gz"]  # fmt: skip
+    assert files == ["SHA256SUMS", "manifest.json", "mysql.sql.zst", "postgres-globals.sql.zst", "postgres.dump.zst",
+                     "redis.rdb.zst", "volume-n8n_data.tar.zst", "volume-superset_home.tar.zst"]  # fmt: skip
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=set_dir, capture_output=True).returncode == 0
     # A set holds password hashes and n8n's encryption key: the owner's alone.
     assert stat.S_IMODE(set_dir.stat().st_mode) == 0o700
@@ -208,7 +208,7 @@ def test_one_flipped_byte_is_refused_naming_the_file(stack: Stack):
     good = latest_set(stack)
     broken = sets_dir(stack) / "20000101T000000Z-dev"
     shutil.copytree(good, broken)
-    dump = broken / "mysql.sql.gz"
+    dump = broken / "mysql.sql.zst"
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0x01
     dump.write_bytes(bytes(data))
@@ -217,7 +217,7 @@ def test_one_flipped_byte_is_refused_naming_the_file(stack: Stack):
     result = stack.invoke("restore", broken.name, "--yes", check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1 and "mysql.sql.gz" in errors[0], result.stderr
+    assert len(errors) == 1 and "mysql.sql.zst" in errors[0], result.stderr
     assert snapshot(stack) == before
     shutil.rmtree(broken)
 
@@ -263,7 +263,7 @@ def wait_for_partial_dump(stack: Stack, process: subprocess.Popen, ignore: set[s
         for partial in sets_dir(stack).glob(".*.partial"):
             if partial.name in ignore:
                 continue
-            dump = partial / "mysql.sql.gz"
+            dump = partial / "mysql.sql.zst"
             if dump.exists() and dump.stat().st_size > 1_000_000:
                 return partial
         time.sleep(0.01)
@@ -310,17 +310,18 @@ def test_a_restore_that_fails_puts_every_component_back_by_itself(stack: Stack):
     """A set whose MySQL dump fails at its very end (after the databases were replaced): the restore rolls every
     component back from its safety set, and every table, key and file equals the state before the restore."""
     full_sets = [
-        p for p in sets_dir(stack).iterdir() if (p / "mysql.sql.gz").is_file() and (p / "SHA256SUMS").is_file()
+        p for p in sets_dir(stack).iterdir() if (p / "mysql.sql.zst").is_file() and (p / "SHA256SUMS").is_file()
     ]
     source = max(full_sets, key=lambda p: p.name)
     broken = sets_dir(stack) / "20991231T235959Z-dev"
     shutil.copytree(source, broken)
     try:
-        dump = broken / "mysql.sql.gz"
-        dump.write_bytes(gzip.compress(gzip.decompress(dump.read_bytes()) + b"\nTHIS IS NOT SQL;\n"))
+        dump = broken / "mysql.sql.zst"
+        plain = zstandard.ZstdDecompressor().decompressobj().decompress(dump.read_bytes())
+        dump.write_bytes(zstandard.ZstdCompressor().compress(plain + b"\nTHIS IS NOT SQL;\n"))
         sums = (broken / "SHA256SUMS").read_text()
         digest = hashlib.sha256(dump.read_bytes()).hexdigest()
-        sums = re.sub(r"^[0-9a-f]{64}(  mysql\.sql\.gz)$", digest + r"\1", sums, flags=re.M)
+        sums = re.sub(r"^[0-9a-f]{64}(  mysql\.sql\.zst)$", digest + r"\1", sums, flags=re.M)
         (broken / "SHA256SUMS").write_text(sums)
         run_in(stack, "mysql", MYSQL, "INSERT INTO superset.e2e_dashboards VALUES (4, 'only after the backup');")
         run_in(stack, "redis", "redis-cli set only-after-backup 1 >/dev/null")

@@ -102,6 +102,56 @@ def test_a_newer_format_is_incompatible(tmp_path):
         m.check_set(set_dir)
 
 
+def _rewrite_manifest(set_dir: Path, **changes) -> None:
+    manifest = json.loads((set_dir / m.MANIFEST).read_text())
+    for key, value in changes.items():
+        if value is None:
+            manifest.pop(key, None)
+        else:
+            manifest[key] = value
+    m.write_json(set_dir / m.MANIFEST, manifest)
+    digests = m.parse_checksums((set_dir / m.CHECKSUMS).read_text())
+    digests[m.MANIFEST] = m.file_sha256(set_dir / m.MANIFEST)
+    (set_dir / m.CHECKSUMS).write_text(m.format_checksums(digests))
+
+
+def test_new_sets_are_format_2_and_zstd_names_are_found_by_their_stem(tmp_path):
+    assert m.FORMAT_VERSION == 2
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev", {"mysql.sql.zst": b"dump", "redis.rdb.zst": b"rdb"})
+    manifest = m.check_set(set_dir)
+    assert manifest["format"] == 2
+    assert m.part_file(manifest["components"]["mysql"], "mysql.sql") == "mysql.sql.zst"
+
+
+@pytest.mark.parametrize("version", [1, None])
+def test_format_1_sets_and_sets_from_before_the_format_field_still_read(tmp_path, version):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")  # mysql.sql.gz, redis.rdb.gz: the gzip format
+    _rewrite_manifest(set_dir, format=version)
+    manifest = m.check_set(set_dir)
+    assert manifest["format"] == 1
+    assert m.part_file(manifest["components"]["mysql"], "mysql.sql") == "mysql.sql.gz"
+    assert m.part_file(manifest["components"]["redis"], "redis.rdb") == "redis.rdb.gz"
+
+
+def test_part_file_tells_postgres_dump_from_its_globals_in_both_formats():
+    old = {"files": ["postgres.dump", "postgres-globals.sql.gz"]}
+    new = {"files": ["postgres.dump.zst", "postgres-globals.sql.zst"]}
+    assert m.part_file(old, "postgres.dump") == "postgres.dump"
+    assert m.part_file(old, "postgres-globals.sql") == "postgres-globals.sql.gz"
+    assert m.part_file(new, "postgres.dump") == "postgres.dump.zst"
+    assert m.part_file(new, "postgres-globals.sql") == "postgres-globals.sql.zst"
+    with pytest.raises(m.SetError, match="corrupt"):
+        m.part_file({"files": ["postgres.dumpling"]}, "postgres.dump")
+
+
+@pytest.mark.parametrize("version", [0, "2", True, 2.0])
+def test_a_format_that_is_not_a_known_number_is_refused(tmp_path, version):
+    set_dir = make_set(tmp_path, "20260102T150405Z-dev")
+    _rewrite_manifest(set_dir, format=version)
+    with pytest.raises(m.SetError, match="format"):
+        m.check_set(set_dir)
+
+
 def test_asking_for_a_component_the_set_lacks_is_refused(tmp_path):
     set_dir = make_set(tmp_path, "20260102T150405Z-dev")
     with pytest.raises(m.SetError, match="has no postgres"):

@@ -75,3 +75,91 @@ def test_restoring_n8n_restores_its_database_too():
     stack = SimpleNamespace(compose=SimpleNamespace(config=config))
     assert sorted(c.name for c in plan(Path("s"), manifest, stack, ["n8n"])) == ["n8n_data", "postgres"]
     assert [c.name for c in plan(Path("s"), manifest, stack, ["mysql"])] == ["mysql"]
+
+
+def test_a_full_disk_names_the_component_the_directory_and_the_fix(tmp_path: Path):
+    import errno
+
+    from enlaight_ops.backup.create import _failed
+
+    failure = _failed(OSError(errno.ENOSPC, "No space left on device"), tmp_path, "mysql")
+    assert failure.no_space and "mysql: no space left" in failure.reason and str(tmp_path) in failure.reason
+    assert str(failure).startswith("backup failed, nothing kept: ") and "--to DIR" in str(failure)
+    other = _failed(PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x")), tmp_path, "")
+    assert not other.no_space and "cannot write" in str(other) and "Permission denied" in str(other)
+
+
+def test_a_killed_restore_is_named_by_the_next_and_a_running_one_keeps_others_out(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    from enlaight_ops.backup.restore import Journal
+
+    journal = Journal(tmp_path, "enlaight")
+    assert journal.unfinished() is None
+    journal.begin(Path("20260101T000000Z-dev"), tmp_path / "20260102T000000Z-dev", ["backend"])
+    record = journal.path.read_text()
+    # A live process that is not us stands for another restore still running.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        journal.path.write_text(record.replace(f'"pid": {os.getpid()}', f'"pid": {sleeper.pid}'))
+        with pytest.raises(UsageError, match="another restore"):
+            journal.unfinished()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # Its process gone (kill -9): the next restore is told, and learns which writers to start again.
+    unfinished = journal.unfinished()
+    assert unfinished is not None and unfinished["safety_set"] == "20260102T000000Z-dev"
+    assert unfinished["writers"] == ["backend"]
+    journal.end()
+    assert not journal.path.exists() and journal.unfinished() is None
+
+
+def test_dumps_and_loads_run_outside_the_terminals_process_group():
+    """A terminal's Ctrl-C reaches its whole foreground group: the toolkit's children must not die of it by
+    themselves in the middle of a write (the toolkit stops them in order, or lets a roll back finish)."""
+    import os
+    import subprocess
+    import sys
+
+    from enlaight_ops.backup.target import Processes
+
+    processes = Processes()
+    child = processes.start([sys.executable, "-c", "import time; time.sleep(30)"], stdin=subprocess.DEVNULL)
+    try:
+        assert os.getpgid(child.pid) == child.pid != os.getpgid(0)
+    finally:
+        processes.cancel()
+        processes.done(child)
+
+
+def test_a_dump_stopped_by_a_cancel_is_cancelled_not_failed(tmp_path: Path):
+    """Ctrl-C or a sibling's failure stops every dump and load: their exit statuses then say nothing about their
+    component, and must not be reported as its failure."""
+    import sys
+    import threading
+
+    from enlaight_ops.backup.target import Target, dump_to_file
+    from enlaight_ops.errors import Cancelled
+
+    target = Target(SimpleNamespace(mask=lambda text: text), "")
+    threading.Timer(0.5, target.processes.cancel).start()
+    argv = [sys.executable, "-c", "import time; time.sleep(30)"]
+    with pytest.raises(Cancelled):
+        dump_to_file(target, argv, tmp_path / "x.sql", "test: sleep", compress=False, progress=lambda r, w: None)
+
+
+def test_a_roll_back_runs_to_its_end_through_ctrl_c_and_kill(capsys):
+    import os
+    import signal
+
+    from enlaight_ops.backup.restore import _not_interruptible
+
+    with _not_interruptible(Path("20260102T000000Z-dev")):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert "rolling back: it finishes first" in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt):  # outside a roll back, Ctrl-C interrupts again
+        os.kill(os.getpid(), signal.SIGINT)
