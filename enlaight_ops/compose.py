@@ -31,6 +31,12 @@ class ContainerState:
     health: str  # "" when the service has no healthcheck; else starting | healthy | unhealthy
     exit_code: int
     status: str  # human text, e.g. "Up 3 minutes (healthy)"
+    id: str = ""  # the engine's container ID: a recreated container keeps its name but gets a new ID
+
+    @property
+    def key(self) -> str:
+        """What identifies this container over time (its ID; its name where the ID was not captured)."""
+        return self.id or self.name
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,8 +50,8 @@ class ContainerState:
 
 
 # One container per line; labels are read one by one because the Labels column joins values with commas that
-# values themselves contain (config file lists).
-_DOCKER_PS_FORMAT = '{{.Label "com.docker.compose.service"}}\t{{.Names}}\t{{.State}}\t{{.Status}}'
+# values themselves contain (config file lists). The ID comes last, so lines captured without it still parse.
+_DOCKER_PS_FORMAT = '{{.Label "com.docker.compose.service"}}\t{{.Names}}\t{{.State}}\t{{.Status}}\t{{.ID}}'
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _EXIT_IN_STATUS = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
 
@@ -56,13 +62,13 @@ def parse_docker_ps_output(text: str) -> list[ContainerState]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        service, name, state, status = line.split("\t", 3)
+        service, name, state, status, *rest = line.split("\t", 4)
         health = _HEALTH_IN_STATUS.search(status)
         exit_code = _EXIT_IN_STATUS.match(status)
         states.append(ContainerState(
             service=service, name=name, state=state, status=status,
             health=(health.group(1).replace("health: ", "") if health else ""),
-            exit_code=int(exit_code.group(1)) if exit_code else 0,
+            exit_code=int(exit_code.group(1)) if exit_code else 0, id=rest[0].strip() if rest else "",
         ))  # fmt: skip
     return sorted(states, key=lambda c: (c.service, c.name))
 

@@ -143,8 +143,10 @@ def _explain(compose: Compose, failed: ServiceVerdict) -> None:
     diagnosis = diagnose(failed.container, failed.service, logs) if failed.container else None
     ui.err.rule(f"{failed.service}: {failed.reason}", style="red")
     if diagnosis:
-        ui.err.print(f"state {diagnosis.state}, exit code {diagnosis.exit_code}, "
-                     f"OOM-killed {'yes' if diagnosis.oom_killed else 'no'}", markup=False)  # fmt: skip
+        # A running container's exit code is 0 whatever its last run ended with: show it only when it means something.
+        exit_code = "" if diagnosis.state == "running" else f", exit code {diagnosis.exit_code}"
+        ui.err.print(f"state {diagnosis.state}{exit_code}, OOM-killed {'yes' if diagnosis.oom_killed else 'no'}, "
+                     f"restarted {diagnosis.restart_count} times", markup=False)  # fmt: skip
         for output in diagnosis.health_log:
             # The last line says what failed; a probe's traceback above it says nothing more to a person.
             ui.err.print(f"health check: {last_line(output)}", markup=False)

@@ -39,13 +39,26 @@ class LineReporter:
         pass
 
 
+# What the live table costs must stay within 2% of one core of what plain lines cost (bench/bench_wait.py). A
+# healthcheck's output changes only when its probe runs (every few seconds), so it is read (`docker inspect`)
+# when a service's state changes, then at most this often while the service is still waiting; and the table is
+# redrawn when a state or an output changes, and for the time waited alone at most every CLOCK_REDRAW seconds
+# (one redraw is ~7 ms of CPU), not on a 4 Hz timer.
+HEALTH_OUTPUT_REFRESH = 5.0
+CLOCK_REDRAW = 2.0
+
+
 class LiveTableReporter:
     """Service, state, time waited and the newest healthcheck output, redrawn in place."""
 
     def __init__(self) -> None:
         self._started = time.monotonic()
         self._settled: dict[str, float] = {}
-        self._live = Live(console=ui.err, refresh_per_second=4, transient=False)
+        self._outputs: dict[str, str] = {}
+        self._read: dict[str, tuple[float, str, str]] = {}  # container -> (when, status, reason) of the last read
+        self._rows: tuple[tuple[str, str, str, str, str], ...] = ()
+        self._drawn_at = 0.0
+        self._live = Live(console=ui.err, auto_refresh=False, transient=False)
         self._live.start()
 
     def change(self, verdict: ServiceVerdict) -> None:
@@ -54,18 +67,43 @@ class LiveTableReporter:
         else:
             self._settled.setdefault(verdict.service, time.monotonic() - self._started)
 
+    def _outputs_due(self, verdict: StackVerdict, now: float) -> list[str]:
+        due = []
+        for service in verdict.services:
+            if not service.container:
+                continue
+            when, status, reason = self._read.get(service.container, (0.0, "", ""))
+            changed = (status, reason) != (service.status, service.reason)
+            if changed or (service.status == "waiting" and now - when >= HEALTH_OUTPUT_REFRESH):
+                due.append(service.container)
+                self._read[service.container] = (now, service.status, service.reason)
+        return due
+
     def poll(self, verdict: StackVerdict) -> None:
-        outputs = last_health_outputs([s.container for s in verdict.services])
+        now = time.monotonic()
+        due = self._outputs_due(verdict, now)
+        if due:
+            outputs = last_health_outputs(due)
+            self._outputs.update({name: outputs.get(name, "") for name in due})
+        waited = now - self._started
+        rows = tuple(
+            (service.service, service.reason, service.status, f"{self._settled.get(service.service, waited):.0f}s",
+             self._outputs.get(service.container, ""))
+            for service in verdict.services
+        )  # fmt: skip
+        if rows == self._rows:
+            return
+        clock_only = [(r[:3], r[4]) for r in rows] == [(r[:3], r[4]) for r in self._rows]
+        if clock_only and now - self._drawn_at < CLOCK_REDRAW:
+            return
+        self._rows, self._drawn_at = rows, now
         table = Table(title="waiting for the stack", title_justify="left")
         for column in ("service", "state", "waited", "last health output"):
             table.add_column(column)
-        now = time.monotonic() - self._started
-        for service in verdict.services:
-            waited = self._settled.get(service.service, now)
+        for service, reason, status, waited, output in rows:
             # Text, not markup: reasons and health output are arbitrary text.
-            table.add_row(service.service, Text(service.reason, style=_STYLE[service.status]), f"{waited:.1f}s",
-                          Text(outputs.get(service.container, "")))  # fmt: skip
-        self._live.update(table)
+            table.add_row(service, Text(reason, style=_STYLE[status]), waited, Text(output))
+        self._live.update(table, refresh=True)
 
     def close(self) -> None:
         self._live.stop()
