@@ -9,8 +9,8 @@ cd /app
 echo "entrypoint: waiting for the database (timeout ${DB_WAIT_TIMEOUT:-60}s)"
 python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT:-60}"
 
-echo "entrypoint: applying migrations"
-python manage.py migrate --noinput
+echo "entrypoint: applying migrations (one replica at a time)"
+python manage.py migrate_with_lock
 
 echo "entrypoint: collecting static files"
 python manage.py collectstatic --noinput --verbosity 0

@@ -62,8 +62,27 @@ class ServiceState:
 
     @property
     def latest_failure(self) -> Task | None:
+        """The most recent failed task of any slot: an old failure of slot 1 (say, a start-up race long since
+        restarted) must not stand in for the failure that just failed the update."""
         failed = [t for t in self.tasks if t.failed]
-        return failed[0] if failed else None  # docker service ps lists the newest task of a slot first
+        return min(failed, key=lambda t: age_seconds(t.since)) if failed else None
+
+
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2592000}
+
+
+def age_seconds(since: str) -> float:
+    """Seconds in `docker service ps`'s "25 seconds ago" / "About a minute ago" / "Less than a second ago";
+    unknown wording sorts last (infinitely old)."""
+    words = since.lower().replace("about ", "").split()
+    if words[:3] == ["less", "than", "a"]:
+        return 0.5
+    if len(words) >= 2 and (words[0] in ("a", "an") or words[0].isdigit()):
+        count = 1 if words[0] in ("a", "an") else int(words[0])
+        unit = words[1].rstrip("s")
+        if unit in _UNIT_SECONDS:
+            return count * _UNIT_SECONDS[unit]
+    return float("inf")
 
 
 def parse_tasks(text: str, stack: str) -> list[Task]:

@@ -286,7 +286,9 @@ def test_three_nodes(three_nodes) -> None:
 
     where = placement()
     assert where["mysql"] == ["manager"] and where["redis"] == ["manager"]  # the databases stay on their node
-    assert where["backend"] == ["worker1", "worker2"], where  # spread over the workers
+    # Spread: two replicas on two nodes. Swarm's scheduler balances task counts, so which two depends on where
+    # the front end landed first; the databases' node labels are what is pinned.
+    assert len(set(where["backend"])) == 2, where
     front = ips[hostnames[where["frontend"][0]]]
     url = f"http://{front}:{stack.ports['FRONTEND_PORT']}/api/health/ready/"
     # The node's address is not in ALLOWED_HOSTS (.env: localhost, ...): ask as a load balancer with a name would.

@@ -139,3 +139,22 @@ def test_parse_replicas() -> None:
     for bad in ("backend", "backend=0", "=2", "backend=two"):
         with pytest.raises(UsageError, match="--replicas takes SERVICE=N"):
             parse_replicas([bad])
+
+
+def test_the_latest_failure_is_the_newest_of_any_slot_not_slot_ones_old_one() -> None:
+    # Seen in CI: slot 1 failed at start-up long ago (a migration race, restarted since); slot 2's update just
+    # failed its health gate. The report must show slot 2's task.
+    backend = by_name(load("rolled-back"))["backend"]
+    template = next(t for t in backend.tasks if t.failed)
+    old = replace(template, id="old-slot-1", slot="1", since="3 minutes ago", error="task: non-zero exit (1)")
+    new = replace(template, id="new-slot-2", slot="2", since="25 seconds ago")
+    assert replace(backend, tasks=(old, new)).latest_failure.id == "new-slot-2"
+
+
+@pytest.mark.parametrize(
+    ("since", "seconds"),
+    [("25 seconds ago", 25), ("About a minute ago", 60), ("Less than a second ago", 0.5), ("2 hours ago", 7200),
+     ("About an hour ago", 3600), ("something else", float("inf"))],
+)  # fmt: skip
+def test_task_ages_as_docker_service_ps_words_them(since: str, seconds: float) -> None:
+    assert status.age_seconds(since) == seconds
