@@ -23,6 +23,7 @@ from .create import BackupFailed, create_backup
 from .manifest import SetError
 from .parallel import run_parallel, sigterm_as_interrupt
 from .progress import Board
+from .sets import process_alive
 from .streams import Cancelled
 from .target import Component, Target
 
@@ -218,15 +219,8 @@ def _remove_leftovers(compose: Compose, components: Sequence[Component]) -> None
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != os.getpid()
+    """A recorded restore still running: a live process that is not this one."""
+    return pid != os.getpid() and process_alive(pid)
 
 
 def check_compatible(set_dir: Path, manifest: Mapping[str, Any], target: Target, components: Sequence[Component],

@@ -162,6 +162,13 @@ def _alive(pid_file: Path) -> bool:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return False
+    return process_alive(pid)
+
+
+def process_alive(pid: object) -> bool:
+    """Whether a process of this host has that pid (one we may not signal still counts)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

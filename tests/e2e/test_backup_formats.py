@@ -25,10 +25,9 @@ from enlaight_ops.backup.postgres import DUMP_SCRIPT
 from enlaight_ops.backup.sets import private_files
 from enlaight_ops.backup.streams import open_content, pump_to_file
 from enlaight_ops.backup.volume import ATTEMPTS
-from enlaight_ops.compose import Compose
-from enlaight_ops.settings import load_settings
 
 from .conftest import ROOT, Stack, _make_stack
+from .test_backup import compose, run_in
 
 STARTED = ["-s", "mysql", "-s", "postgres", "-s", "redis"]
 VOLUME = "n8n_data"
@@ -84,17 +83,6 @@ def stack(tmp_path_factory, images_env) -> Iterator[Stack]:
         yield stack
     finally:
         stack.teardown()
-
-
-def compose(stack: Stack) -> Compose:
-    return Compose(load_settings({"project": stack.project}, root=stack.root))
-
-
-def run_in(stack: Stack, service: str, script: str, stdin: str = "", *args: str) -> str:
-    argv = compose(stack).argv("exec", "-T", service, "sh", "-c", script, "sh", *args)
-    result = subprocess.run(argv, input=stdin.encode(), capture_output=True, env=stack.env, timeout=300)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout.decode("utf-8")
 
 
 def tools_image(stack: Stack) -> str:
